@@ -1,0 +1,146 @@
+"""Run configuration: one frozen dataclass, validated on construction, hashed into a run key.
+
+Every knob that changes a run's numbers lives here, so a run is fully named by its config.
+Bad values raise ValueError before any tensor is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .tasks import FUNCTIONS
+
+# Bump when the training semantics change (same config, different numbers): old store entries
+# then stop matching instead of being silently reused.
+SEMANTICS_VERSION = 1
+
+SPLITS = ("random", "square", "strip")
+MODELS = ("transformer", "mlp")
+ACTIVATIONS = ("relu", "gelu")
+EMBED_INITS = ("normal", "toeplitz", "circulant", "onehot")
+LOSSES = ("ce", "ce64", "mse")
+
+# Fields that may differ between runs trained together in one batch; everything else fixes
+# the shapes or the optimiser and must be shared.
+PER_RUN_FIELDS = ("fn", "split", "split_param", "frac_train", "split_seed", "init_seed",
+                  "embed_init", "lr", "wd")
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    f = 2
+    while f * f <= n:
+        if n % f == 0:
+            return False
+        f += 1
+    return True
+
+
+def _allowed(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Defaults are the paper's 1-layer transformer on x+y mod 97."""
+    # task and split
+    p: int = 97                    # modulus, a prime >= 3
+    fn: str = "add"                # see grok_core.tasks.FUNCTIONS
+    split: str = "random"          # random | square (k) | strip (t)
+    split_param: int = 0           # k for square, t for strip; ignored (must be 0) for random
+    frac_train: float = 0.3        # share of the whole p*p table used for training
+    operand_offset: int = 0        # d: the second operand is token j + d (60 in the released strip code)
+    split_seed: int = 0            # Python-random seed of the split shuffle
+    # model
+    model: str = "transformer"     # transformer | mlp
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 0                 # 0 means 4 * d_model (resolved on construction)
+    act: str = "relu"
+    use_pos: bool = True           # learned positional embedding (transformer only)
+    embed_init: str = "normal"     # normal | toeplitz | circulant | onehot (frozen)
+    init_seed: int = 0
+    # optimisation (full batch: one step = one epoch)
+    n_steps: int = 30000
+    lr: float = 1e-3
+    wd: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    warmup_steps: int = 10
+    loss: str = "ce"               # ce (float32) | ce64 (float64 log-softmax) | mse
+
+    def __post_init__(self):
+        if not isinstance(self.p, int) or isinstance(self.p, bool) or self.p < 3 or not is_prime(self.p):
+            raise ValueError(f"p={self.p!r} is not allowed; p must be a prime >= 3")
+        _allowed("fn", self.fn, tuple(FUNCTIONS))
+        _allowed("split", self.split, SPLITS)
+        _allowed("model", self.model, MODELS)
+        _allowed("act", self.act, ACTIVATIONS)
+        _allowed("embed_init", self.embed_init, EMBED_INITS)
+        _allowed("loss", self.loss, LOSSES)
+        if not isinstance(self.frac_train, (int, float)) or not 0 < self.frac_train < 1:
+            raise ValueError(f"frac_train={self.frac_train!r} is not allowed; it must lie in the open interval (0, 1)")
+        if int(self.frac_train * self.p * self.p) < 1:
+            raise ValueError(f"frac_train={self.frac_train!r} is not allowed at p={self.p}: int(frac_train * p^2) = 0 "
+                             "gives an empty train set")
+        if self.split == "random" and self.split_param != 0:
+            raise ValueError(f"split_param={self.split_param!r} is not allowed for split='random'; use 0")
+        if self.split in ("square", "strip") and not 0 <= self.split_param <= self.p - 2:
+            name = "k" if self.split == "square" else "t"
+            raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
+                             f"it must lie in 0..p-2 = 0..{self.p - 2}")
+        for name in ("operand_offset", "split_seed", "init_seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
+        for name in ("n_layers", "d_model", "n_heads", "n_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not allowed with n_heads={self.n_heads}; "
+                             "d_model must be a multiple of n_heads")
+        if self.d_mlp < 0:
+            raise ValueError(f"d_mlp={self.d_mlp!r} is not allowed; use 0 (meaning 4*d_model) or a positive width")
+        if self.d_mlp == 0:
+            object.__setattr__(self, "d_mlp", 4 * self.d_model)
+        if self.embed_init in ("toeplitz", "circulant") and self.d_vocab > self.d_model:
+            raise ValueError(f"embed_init={self.embed_init!r} needs d_vocab <= d_model, but d_vocab={self.d_vocab} "
+                             f"(p + operand_offset + 1) > d_model={self.d_model}")
+        if self.lr <= 0 or self.wd < 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1 or self.warmup_steps < 0:
+            raise ValueError(f"optimiser settings lr={self.lr}, wd={self.wd}, betas=({self.beta1}, {self.beta2}), "
+                             f"warmup_steps={self.warmup_steps} are not allowed; need lr > 0, wd >= 0, "
+                             "betas in [0, 1), warmup_steps >= 0")
+
+    @property
+    def d_vocab(self) -> int:
+        """Operand tokens 0..p-1+offset plus the '=' token, derived rather than set by hand."""
+        return self.p + self.operand_offset + 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config field(s) {sorted(unknown)}; known fields: "
+                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def key(self) -> str:
+        """Hash of the full resolved config plus the training-semantics version."""
+        blob = json.dumps({"semantics": SEMANTICS_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def batch_key(self) -> tuple:
+        """Runs with equal batch keys can share one batched model."""
+        d = self.to_dict()
+        return tuple((k, v) for k, v in sorted(d.items()) 
+                     if k not in PER_RUN_FIELDS or (k == "embed_init" and v == "onehot"))

@@ -1,0 +1,69 @@
+"""Train/test splits of the p x p table: random, square dug out, strip dug out.
+
+Reproduces the released code's split for a given seed: the i-major pair list (block removed,
+order kept) is shuffled by Python's Mersenne Twister, and the first int(frac * p^2) pairs train.
+The train size is a fraction of the whole table, so a large block can leave fewer pairs than
+asked for; then train is the whole remainder and a warning says so.
+"""
+from __future__ import annotations
+
+import random
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from .config import RunConfig
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index tensors in the released code's order, plus [p*p] boolean masks."""
+    train_idx: torch.Tensor      # [n_train] pair indices, in shuffled order
+    test_idx: torch.Tensor       # [n_test]: the block (i-major) followed by the leftover remainder
+    block_mask: torch.Tensor     # [p*p] pairs forced into test by the square/strip block
+    train_mask: torch.Tensor
+    test_mask: torch.Tensor
+    shrunk: bool                 # train holds fewer pairs than int(frac * p^2)
+
+    @property
+    def leftover_mask(self) -> torch.Tensor:
+        """Test pairs outside the dug-out block (all of test for a random split)."""
+        return self.test_mask & ~self.block_mask
+
+
+def block_mask(p: int, split: str, split_param: int) -> torch.Tensor:
+    """[p*p] mask of the dug-out block: i, j <= k (square), i <= t (strip), empty (random)."""
+    i = torch.arange(p).repeat_interleave(p)
+    j = torch.arange(p).repeat(p)
+    if split == "random":
+        return torch.zeros(p * p, dtype=torch.bool)
+    if split == "square":
+        return (i <= split_param) & (j <= split_param)
+    if split == "strip":
+        return i <= split_param
+    raise ValueError(f"split={split!r} is not allowed; choose one of 'random', 'square', 'strip'")
+
+
+def make_split(cfg: RunConfig) -> Split:
+    p, n = cfg.p, cfg.p * cfg.p
+    n_train = int(cfg.frac_train * n)
+    block = block_mask(p, cfg.split, cfg.split_param)
+    remainder = torch.nonzero(~block).flatten().tolist()      # i-major order, block removed
+    random.Random(cfg.split_seed).shuffle(remainder)           # same stream as random.seed(s); shuffle
+    shrunk = len(remainder) < n_train
+    if shrunk:
+        warnings.warn(f"{cfg.split} split with parameter {cfg.split_param} leaves only {len(remainder)} pairs outside "
+                      f"the block, fewer than int(frac_train * p^2) = {n_train}: train is the whole remainder",
+                      stacklevel=2)
+    train = remainder[:n_train]
+    rest = remainder[n_train:]
+    test = torch.nonzero(block).flatten().tolist() + rest
+    if not test:
+        raise ValueError(f"frac_train={cfg.frac_train} with split={cfg.split!r} leaves an empty test set at p={p}; "
+                         "lower frac_train")
+    train_idx = torch.tensor(train, dtype=torch.long)
+    test_idx = torch.tensor(test, dtype=torch.long)
+    train_mask = torch.zeros(n, dtype=torch.bool)
+    train_mask[train_idx] = True
+    return Split(train_idx, test_idx, block, train_mask, ~train_mask, shrunk)

@@ -1,0 +1,159 @@
+"""The run store: finished runs keyed by their config hash, written atomically, verified on read.
+
+Layout under the results root (GROKBOOK_RESULTS, default <repo>/results):
+  runs/<key>/history.npz   every recorded step, compressed float32 arrays
+  runs/<key>/weights.pt    final flat parameters (optional)
+  runs/<key>/meta.json     config, key, file checksums, code commit, device, torch version, wall time
+  checkpoints/<batch>.pt   in-progress batches (resumable)
+An entry becomes visible by one directory rename, so a crash never leaves a half entry behind;
+an entry whose files do not match their recorded checksums is moved aside and recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import SEMANTICS_VERSION, RunConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENV_VAR = "GROKBOOK_RESULTS"
+
+
+def results_root() -> Path:
+    return Path(os.environ.get(ENV_VAR) or REPO_ROOT / "results")
+
+
+def code_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Run:
+    config: RunConfig
+    history: dict[str, np.ndarray]
+    meta: dict
+
+    @property
+    def key(self) -> str:
+        return self.config.key()
+
+
+class CorruptEntry(Exception):
+    pass
+
+
+class RunStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else results_root()
+        self.runs_dir = self.root / "runs"
+        self.ckpt_dir = self.root / "checkpoints"
+
+    def entry(self, key: str) -> Path:
+        return self.runs_dir / key
+
+    def checkpoint_path(self, configs: list[RunConfig]) -> Path:
+        keys = "\n".join(c.key() for c in configs)
+        return self.ckpt_dir / (hashlib.sha256(keys.encode()).hexdigest()[:16] + ".pt")
+
+    # -- reading --------------------------------------------------------------------------------------
+    def _read(self, key: str) -> Run:
+        d = self.entry(key)
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+            for name, digest in meta["files"].items():
+                if _sha256(d / name) != digest:
+                    raise CorruptEntry(f"{name} does not match its checksum")
+            cfg = RunConfig.from_dict(meta["config"])
+            if cfg.key() != key or meta.get("key") != key:
+                raise CorruptEntry("stored config does not hash to the entry's key")
+            with np.load(d / "history.npz") as z:
+                history = {k: z[k] for k in z.files}
+        except CorruptEntry:
+            raise
+        except Exception as err:  # missing file, bad JSON, truncated npz, ...
+            raise CorruptEntry(f"{type(err).__name__}: {err}") from err
+        return Run(cfg, history, meta)
+
+    def get(self, cfg: RunConfig) -> Run | None:
+        """The stored run for cfg, or None. A damaged entry is quarantined (renamed) and None returned."""
+        key = cfg.key()
+        if not self.entry(key).exists():
+            return None
+        try:
+            return self._read(key)
+        except CorruptEntry as err:
+            bad = self.entry(key).with_name(f"{key}.corrupt-{int(time.time())}")
+            os.replace(self.entry(key), bad)
+            warnings.warn(f"run store entry {key} is damaged ({err}); moved to {bad.name}, it will be recomputed")
+            return None
+
+    def weights(self, cfg: RunConfig) -> torch.Tensor | None:
+        path = self.entry(cfg.key()) / "weights.pt"
+        run = self.get(cfg)
+        if run is None or "weights.pt" not in run.meta["files"]:
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def list(self) -> list[dict]:
+        """meta.json of every readable entry."""
+        out = []
+        for d in sorted(self.runs_dir.glob("*/meta.json")) if self.runs_dir.exists() else []:
+            try:
+                out.append(json.loads(d.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    # -- writing --------------------------------------------------------------------------------------
+    def put(self, cfg: RunConfig, history: dict[str, np.ndarray], meta: dict | None = None,
+            weights: torch.Tensor | None = None) -> Run:
+        key = cfg.key()
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.runs_dir / f".tmp-{key}-{os.getpid()}-{time.monotonic_ns()}"
+        tmp.mkdir()
+        try:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **{k: np.asarray(v) for k, v in history.items()})
+            (tmp / "history.npz").write_bytes(buf.getvalue())
+            files = ["history.npz"]
+            if weights is not None:
+                torch.save(weights.detach().cpu().clone(), tmp / "weights.pt")
+                files.append("weights.pt")
+            full_meta = {"key": key, "semantics": SEMANTICS_VERSION, "config": cfg.to_dict(),
+                         "files": {f: _sha256(tmp / f) for f in files}, **(meta or {})}
+            (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1, sort_keys=True))
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            final = self.entry(key)
+            if final.exists():      # replace an older entry: move it away first, then rename in
+                old = final.with_name(f".old-{key}-{time.monotonic_ns()}")
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return Run(cfg, {k: np.asarray(v) for k, v in history.items()}, full_meta)

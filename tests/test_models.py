@@ -1,0 +1,91 @@
+"""Models: parameter counts, the grid forward against a plain 3-position forward, run independence."""
+import math
+
+import pytest
+import torch
+
+from grok_core.config import RunConfig
+from grok_core.models import build_model
+from grok_core.tasks import tokens
+
+
+def naive_transformer_logits(cfg, w, r=0):
+    """Spec section 3.3 written out directly, on [N, 3] token sequences, for one run."""
+    toks = tokens(cfg.p, cfg.operand_offset)
+    x = w["W_E"][r][toks].double()                                    # [N, 3, d]
+    if cfg.use_pos:
+        x = x + w["W_pos"][r].double()
+    H = cfg.n_heads
+    mask = torch.triu(torch.ones(3, 3, dtype=torch.bool), 1)
+    act = torch.relu if cfg.act == "relu" else torch.nn.functional.gelu
+    for l in range(cfg.n_layers):
+        g = lambda n: w[f"{l}.{n}"][r].double()
+        q = torch.einsum("npd,hde->nhpe", x, g("W_Q"))
+        k = torch.einsum("npd,hde->nhpe", x, g("W_K"))
+        v = torch.einsum("npd,hde->nhpe", x, g("W_V"))
+        scores = torch.einsum("nhqe,nhke->nhqk", q, k).masked_fill(mask, -1e10) / math.sqrt(q.shape[-1])
+        z = torch.einsum("nhqk,nhke->nhqe", scores.softmax(-1), v)
+        x = x + torch.einsum("nhqe,hed->nqd", z, g("W_O"))
+        x = x + act(x @ g("W_in") + g("b_in")) @ g("W_out") + g("b_out")
+    return x[:, 2] @ w["W_U"][r].double()
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(n_layers=2), dict(n_layers=3, act="gelu"), dict(use_pos=False),
+                                dict(operand_offset=5, n_layers=2), dict(embed_init="onehot", d_model=32)])
+def test_grid_forward_equals_plain_forward(kw):
+    cfg = RunConfig(p=11, d_model=kw.pop("d_model", 16), n_heads=4, **kw)
+    model = build_model(cfg)
+    flat = torch.stack([model.init_params(cfg.replace(init_seed=s)) for s in range(2)]).double()
+    w = model.layout.views(flat) | {k: v.double() for k, v in model.buffers(2).items()}
+    logits = model.head(w, model.trunk(w))
+    for r in range(2):
+        torch.testing.assert_close(logits[r], naive_transformer_logits(cfg, w, r), rtol=1e-10, atol=1e-10)
+
+
+def test_mlp_forward_equals_concatenated_embedding_mlp():
+    cfg = RunConfig(p=11, model="mlp", d_model=8, d_mlp=16, operand_offset=3)
+    model = build_model(cfg)
+    flat = model.init_params(cfg)[None].double()
+    w = model.layout.views(flat)
+    x = w["W_E"][0][tokens(cfg.p, cfg.operand_offset)].reshape(cfg.p ** 2, -1)   # [N, 3d]
+    h = torch.relu(x @ w["W_1"][0] + w["b_1"][0])
+    h = torch.relu(h @ w["W_2"][0] + w["b_2"][0])
+    torch.testing.assert_close(model.head(w, model.trunk(w))[0], h @ w["W_3"][0] + w["b_3"][0])
+
+
+@pytest.mark.parametrize("kw,count", [(dict(n_layers=1), 222_592), (dict(n_layers=2), 419_840),
+                                      (dict(n_layers=3), 617_088), (dict(n_layers=4), 814_336),
+                                      (dict(d_model=256, d_mlp=512), 575_744), (dict(d_model=256, d_mlp=1024), 838_400),
+                                      (dict(model="mlp"), 522_081)])
+def test_parameter_counts_match_the_paper_models(kw, count):
+    assert build_model(RunConfig(p=97, **kw)).layout.size == count
+
+
+def test_init_scale_and_seeding():
+    cfg = RunConfig(p=97)
+    model = build_model(cfg)
+    a, b = model.init_params(cfg), model.init_params(cfg)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, model.init_params(cfg.replace(init_seed=1)))
+    W_U = model.layout.views(a[None])["W_U"]
+    assert abs(W_U.std().item() - 1 / math.sqrt(128)) < 0.005
+    assert model.layout.views(a[None])["0.b_in"].abs().max() == 0
+
+
+def test_toeplitz_and_circulant_embeddings():
+    cfg = RunConfig(p=5, d_model=8, n_heads=2, embed_init="toeplitz")
+    W = build_model(cfg).layout.views(build_model(cfg).init_params(cfg)[None])["W_E"][0] * math.sqrt(8)
+    for r in range(cfg.d_vocab):
+        for c in range(8):
+            assert W[r, c] == W[0, abs(r - c)]
+    cfg = cfg.replace(embed_init="circulant")
+    W = build_model(cfg).layout.views(build_model(cfg).init_params(cfg)[None])["W_E"][0]
+    assert torch.equal(W[1], torch.roll(W[0], 1))
+
+
+def test_onehot_embedding_is_a_frozen_buffer():
+    cfg = RunConfig(p=5, d_model=8, n_heads=2, embed_init="onehot")
+    model = build_model(cfg)
+    assert "W_E" not in model.layout.shapes
+    W = model.buffers(1)["W_E"][0]
+    assert torch.equal(W[:6, :6], torch.eye(6)) and W.sum() == 6
