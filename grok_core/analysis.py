@@ -1,0 +1,156 @@
+"""Numbers read off training histories: the Table 1 quantities, steps to a threshold, correlations.
+
+Table 1 of the paper (Section 6.1) reports, per training-set distribution, U-Acc (the accuracy
+ceiling grokking reaches), L-Acc (the lowest accuracy after that ceiling) and GO-Epoch (when
+grokking happens). The paper does not spell out how it read them off its curves, so the rules
+used here are written down in `Table1Rules` and applied identically to every run. The paper's
+own numbers are kept as data (`PAPER_TABLE1`) so notebooks can print them beside ours.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Table 1 of Gu et al. 2025, "Beyond Progress Measures: Theoretical Insights into the Mechanism
+# of Grokking" (arXiv:2504.03162v2, Section 6.1, "Upper Limit of Accuracy Under Specific Training
+# Set Distributions"): p = 97, f = i + j, 1-layer transformer, train fraction 0.3. Accuracies in
+# percent; GO-Epoch as (centre, spread) or None where the paper writes "disappears".
+PAPER_TABLE1 = [
+    {"split": "square", "param": 30, "u_acc": 99.04, "l_acc": 91.27, "go_epoch": (1500, 100)},
+    {"split": "square", "param": 35, "u_acc": 91.07, "l_acc": 80.73, "go_epoch": (1500, 100)},
+    {"split": "square", "param": 40, "u_acc": 84.50, "l_acc": 81.68, "go_epoch": (1700, 100)},
+    {"split": "square", "param": 45, "u_acc": 79.03, "l_acc": 76.07, "go_epoch": (1900, 100)},
+    {"split": "square", "param": 50, "u_acc": 77.39, "l_acc": 66.02, "go_epoch": (3400, 200)},
+    {"split": "square", "param": 55, "u_acc": 62.09, "l_acc": 57.69, "go_epoch": (2600, 100)},
+    {"split": "square", "param": 60, "u_acc": 57.31, "l_acc": 55.18, "go_epoch": (2200, 100)},
+    {"split": "strip", "param": 67, "u_acc": 7.56, "l_acc": 3.58, "go_epoch": None},
+    {"split": "strip", "param": 60, "u_acc": 33.25, "l_acc": 17.05, "go_epoch": (900, 100)},
+    {"split": "strip", "param": 50, "u_acc": 80.10, "l_acc": 73.61, "go_epoch": (1600, 100)},
+    {"split": "strip", "param": 40, "u_acc": 89.89, "l_acc": 84.80, "go_epoch": (1300, 100)},
+]
+
+
+def paper_table1_row(split: str, param: int) -> dict | None:
+    """The paper's Table 1 row for (split, k or t), or None if the paper has no such row."""
+    for row in PAPER_TABLE1:
+        if row["split"] == split and row["param"] == param:
+            return row
+    return None
+
+
+def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average with a window of `window` steps (shrunk at the ends, NaNs ignored)."""
+    x = np.asarray(x, dtype=np.float64)
+    if window < 1:
+        raise ValueError(f"window={window!r} is not allowed; it must be >= 1")
+    if window == 1 or len(x) == 0:
+        return x.copy()
+    half = window // 2
+    ok = ~np.isnan(x)
+    c = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
+    n = np.concatenate([[0], np.cumsum(ok)])
+    idx = np.arange(len(x))
+    lo = np.clip(idx - half, 0, len(x))
+    hi = np.clip(idx + half + 1, 0, len(x))
+    cnt = n[hi] - n[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, (c[hi] - c[lo]) / np.maximum(cnt, 1), np.nan)
+
+
+def steps_to_threshold(curve: np.ndarray, threshold: float) -> int | None:
+    """First step (index) at which curve >= threshold, or None if it never gets there."""
+    hit = np.nonzero(np.asarray(curve) >= threshold)[0]
+    return int(hit[0]) if len(hit) else None
+
+
+@dataclass(frozen=True)
+class Table1Rules:
+    """How U-Acc, L-Acc and GO-Epoch are read off one run's test-accuracy curve.
+
+    1. Smooth: the per-step test accuracy is averaged over a centred window of `window` steps
+       (None: 1 % of the run, at least 1 and at most 200 steps), so a one-step spike is not a ceiling.
+    2. Memorisation step: the first step with train accuracy >= `train_level`.
+       Baseline: the smoothed test accuracy at that step.
+    3. U-Acc: the maximum of the smoothed test accuracy from the memorisation step on; its step is
+       the ceiling step.
+    4. L-Acc: the minimum of the smoothed test accuracy from the ceiling step to the end.
+    5. GO-Epoch: the first step after memorisation at which the smoothed test accuracy has covered
+       `rise` of the way from the baseline to U-Acc. If U-Acc exceeds the baseline by less than
+       `min_jump` there is no grokking to date and GO-Epoch is None ("disappears" in the paper).
+       If train accuracy never reaches `train_level`, all three are None.
+    """
+    window: int | None = None
+    train_level: float = 0.99
+    rise: float = 0.5
+    min_jump: float = 0.05
+
+    def window_for(self, n_steps: int) -> int:
+        if self.window is not None:
+            return self.window
+        return int(min(200, max(1, n_steps // 100)))
+
+
+@dataclass(frozen=True)
+class Table1Result:
+    u_acc: float | None        # fraction in [0, 1]
+    l_acc: float | None
+    go_epoch: int | None       # step index (full batch: step = epoch)
+    memorised_at: int | None   # first step with train accuracy >= rules.train_level
+    ceiling_at: int | None     # step of U-Acc
+    baseline: float | None     # smoothed test accuracy at memorisation
+
+
+def table1_metrics(test_acc: np.ndarray, train_acc: np.ndarray, rules: Table1Rules = Table1Rules()) -> Table1Result:
+    """U-Acc, L-Acc and GO-Epoch of one run by the rules in `Table1Rules`."""
+    test_acc = np.asarray(test_acc, dtype=np.float64)
+    train_acc = np.asarray(train_acc, dtype=np.float64)
+    if test_acc.shape != train_acc.shape or test_acc.ndim != 1:
+        raise ValueError(f"test_acc and train_acc must be 1-D and of equal length; got {test_acc.shape} "
+                         f"and {train_acc.shape}")
+    mem = steps_to_threshold(train_acc, rules.train_level)
+    if mem is None:
+        return Table1Result(None, None, None, None, None, None)
+    smooth = rolling_mean(test_acc, rules.window_for(len(test_acc)))
+    after = smooth[mem:]
+    ceiling_at = mem + int(np.nanargmax(after))
+    u = float(smooth[ceiling_at])
+    low = float(np.nanmin(smooth[ceiling_at:]))
+    base = float(smooth[mem])
+    go = None
+    if u - base >= rules.min_jump:
+        go_rel = steps_to_threshold(after, base + rules.rise * (u - base))
+        go = None if go_rel is None else mem + go_rel
+    return Table1Result(u, low, go, mem, ceiling_at, base)
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Pearson and Spearman correlation of two equally long series (NaN pairs dropped)."""
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape; got {x.shape} and {y.shape}")
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"pearson": math.nan, "spearman": math.nan}
+    return {"pearson": float(stats.pearsonr(x, y)[0]), "spearman": float(stats.spearmanr(x, y)[0])}
+
+
+def stack(runs, key: str) -> np.ndarray:
+    """[run, step] array of one history entry over runs of equal length."""
+    arrays = [np.asarray(r.history[key], dtype=np.float64) for r in runs]
+    lengths = {len(a) for a in arrays}
+    if len(lengths) != 1:
+        raise ValueError(f"runs have different lengths {sorted(lengths)}; stack runs of one setting only")
+    return np.stack(arrays)
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of the non-None values; NaN if none."""
+    v = np.array([x for x in values if x is not None], dtype=np.float64)
+    if len(v) == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0

@@ -1,0 +1,96 @@
+"""Helpers shared by the book's notebooks: profiles, parameter checks, quiet run loading.
+
+A notebook's `parameters` cell names a profile ("paper" or "quick") and leaves every other
+setting at None, meaning "take the profile's value"; anything given (papermill -p) overrides it.
+`resolve` merges the two and `require` checks notebook-level values, so a bad parameter stops
+the notebook with a clear ValueError before any training starts.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+from .config import RunConfig
+from .runner import load_or_train
+
+
+def resolve(profiles: dict[str, dict], profile: str, given: dict) -> dict:
+    """The profile's settings with every non-None value in `given` put over them."""
+    if profile not in profiles:
+        raise ValueError(f"profile={profile!r} is not allowed; choose one of {', '.join(map(repr, profiles))}")
+    base = dict(profiles[profile])
+    unknown = set(given) - set(base)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; this notebook knows {', '.join(sorted(base))}")
+    return {k: (given[k] if given.get(k) is not None else v) for k, v in base.items()}
+
+
+def require(ok: bool, name: str, value, allowed: str):
+    """Raise ValueError naming the parameter, its value and what is allowed, unless ok."""
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
+
+
+def as_int_list(name: str, value) -> list[int]:
+    """A list of ints from a list/tuple, one int, or a comma-separated string ("30,40")."""
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not allowed; give integers, e.g. [30, 40] or \"30,40\"") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{name}={value!r} is not allowed; give a non-empty list of integers")
+    return list(value)
+
+
+def as_float_list(name: str, value) -> list[float]:
+    """A list of floats from a list/tuple, one number, or a comma-separated string ("0.5,0.6")."""
+    if isinstance(value, str):
+        try:
+            value = [float(v) for v in value.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not allowed; give numbers, e.g. [0.5, 0.6] or \"0.5,0.6\"") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [float(value)]
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{name}={value!r} is not allowed; give a non-empty list of numbers")
+    return [float(v) for v in value]
+
+
+def seed_list(n_seeds) -> list[int]:
+    require(isinstance(n_seeds, int) and not isinstance(n_seeds, bool) and n_seeds >= 1, "n_seeds", n_seeds,
+            "it must be an integer >= 1 (runs use init seeds 0..n_seeds-1)")
+    return list(range(n_seeds))
+
+
+def load_runs(configs: list[RunConfig], train: bool = True):
+    """load_or_train without progress bars or split warnings; prints how many runs were found or trained.
+
+    Raises LookupError (from load_or_train) when train is False and a run is missing.
+    """
+    from .store import RunStore
+
+    store = RunStore()
+    n_unique = len({c.key() for c in configs})
+    hits = sum(store.entry(k).exists() for k in {c.key() for c in configs})
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # shrunk splits are reported by the notebooks
+        runs = load_or_train(configs, store=store, progress=False, train=train)
+    print(f"{n_unique} run(s): {hits} from the run store, {n_unique - hits} trained now "
+          f"({time.time() - t0:.1f} s); store: {store.root}")
+    return runs
+
+
+def provenance_rows(runs) -> list[list[str]]:
+    """One row per run: config hash, device, code commit, training wall time."""
+    rows = []
+    for r in runs:
+        m = r.meta
+        rows.append([f"`{r.key}`", str(m.get("device", "?")), str(m.get("code_commit", "?")),
+                     f"{m.get('wall_time_s', float('nan')):.0f} s (batch of {m.get('batch_size', '?')})"])
+    return rows

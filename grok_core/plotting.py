@@ -1,0 +1,178 @@
+"""One figure style for every chapter of the book, plus the captions and tables shown with figures.
+
+`use_style()` sets matplotlib's rcParams; `plot_runs` draws every run of a setting faintly with
+the mean and a band of one standard deviation on top; `show_figure` displays a figure followed by
+its caption (config hashes and seeds included); `md_table` renders rows as a Markdown table.
+No numbers are computed here beyond means and spreads of what is passed in.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+BOOK_WIDTH = 7.5          # inches: the width of the book's text column at 100 % zoom
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+TRAIN_COLOR, TEST_COLOR, MED_COLOR = "#0072B2", "#D55E00", "#009E73"
+SPLIT_COLORS = {"train": "#0072B2", "block": "#D55E00", "test": "#DDDDDD"}
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "figure.figsize": (BOOK_WIDTH, 3.0),
+    "figure.constrained_layout.use": True,
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "lines.linewidth": 1.4,
+    "axes.prop_cycle": mpl.cycler(color=PALETTE),
+}
+
+
+def use_style():
+    """Apply the book's figure style (call once per notebook, after importing matplotlib)."""
+    mpl.rcParams.update(STYLE)
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def figure(ncols: int = 1, nrows: int = 1, height: float = 2.8, **kw):
+    """A book-width figure with nrows x ncols panels, each `height` inches tall."""
+    return plt.subplots(nrows, ncols, figsize=(BOOK_WIDTH, height * nrows), squeeze=False, **kw)
+
+
+def _thin(n: int, max_points: int = 1500) -> slice:
+    return slice(None, None, max(1, n // max_points))
+
+
+def plot_runs(ax, runs, key: str, color=None, label: str | None = None, scale: float = 1.0,
+              band: bool = True, faint: bool = True, clip=None, max_points: int = 1500):
+    """Every run faint, the mean over runs as a line and mean ± sd as a band; returns the line.
+
+    runs: Runs of one setting (equal lengths); key: a history entry; scale multiplies the values.
+    """
+    data = np.stack([np.asarray(r.history[key], dtype=np.float64) for r in runs]) * scale   # [run, step]
+    steps = np.asarray(runs[0].history["step"])
+    sl = _thin(len(steps), max_points)
+    x = steps[sl]
+    if faint and len(runs) > 1:
+        for row in data:
+            ax.plot(x, row[sl], color=color, alpha=0.25, lw=0.6)
+    mean = np.nanmean(data, axis=0)
+    (line,) = ax.plot(x, mean[sl], color=color, label=label)
+    if band and len(runs) > 1:
+        sd = np.nanstd(data, axis=0, ddof=1)
+        lo, hi = mean - sd, mean + sd
+        if clip is not None:
+            lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
+        ax.fill_between(x, lo[sl], hi[sl], color=line.get_color(), alpha=0.18, lw=0)
+    return line
+
+
+def group_runs(runs, by) -> "OrderedDict":
+    """Runs grouped by `by(run.config)` (first-seen order): {group value: [Run, ...]}."""
+    out = OrderedDict()
+    for r in runs:
+        out.setdefault(by(r.config), []).append(r)
+    return out
+
+
+def _seed_text(seeds) -> str:
+    seeds = sorted(set(seeds))
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def runs_caption(groups: dict, label=str) -> str:
+    """Caption text naming, for each group, its init seeds and the config hash of every run."""
+    parts = []
+    for name, runs in groups.items():
+        seeds = _seed_text(r.config.init_seed for r in runs)
+        keys = ", ".join(f"`{r.key}`" for r in runs)
+        parts.append(f"{label(name)}: init seeds {seeds}, split seed {runs[0].config.split_seed}; config hashes {keys}")
+    return "; ".join(parts) + "."
+
+
+def show_figure(fig, caption: str, number: str | None = None):
+    """Display the figure, then its caption as Markdown below it; closes the figure."""
+    from IPython.display import Markdown, display
+
+    plt.show()
+    plt.close(fig)
+    head = f"**{number}.** " if number else ""
+    display(Markdown(f"{head}{caption}"))
+
+
+def md_table(rows: list[list], headers: list[str], align: str | None = None) -> str:
+    """Rows of already-formatted cells as a Markdown pipe table (align: one of l/r/c per column)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    marks = {"l": ":--", "r": "--:", "c": ":-:"}
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks[a] for a in align) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def show_md(text: str):
+    """Display Markdown text (tables, computed sentences) as a cell output."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def fmt(x, digits: int = 1, pct: bool = False, none: str = "–") -> str:
+    """A number for a table: None/NaN as a dash, fractions as percent when pct."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return none
+    if pct:
+        return f"{100 * x:.{digits}f}"
+    return f"{x:.{digits}f}"
+
+
+def draw_split(ax, split, p: int, title: str = ""):
+    """The p x p table as an image: train pairs, the dug-out block, other test pairs (Fig 3)."""
+    img = np.zeros((p, p, 3))
+    rgb = {k: mpl.colors.to_rgb(v) for k, v in SPLIT_COLORS.items()}
+    train = split.train_mask.numpy().reshape(p, p)
+    block = split.block_mask.numpy().reshape(p, p)
+    img[:] = rgb["test"]
+    img[block] = rgb["block"]
+    img[train] = rgb["train"]
+    ax.imshow(img, origin="lower", interpolation="nearest", extent=(-0.5, p - 0.5, -0.5, p - 0.5))
+    ax.set_xlabel("j (second operand)")
+    ax.set_ylabel("i (first operand)")
+    ax.set_title(title)
+    ax.grid(False)
+    ax.set_aspect("equal")
+
+
+def split_legend(fig):
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=SPLIT_COLORS["train"], label="train"),
+               Patch(color=SPLIT_COLORS["block"], label="test: dug-out block"),
+               Patch(color=SPLIT_COLORS["test"], label="test: other pairs")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+
+
+def fmt_pm(values, digits: int = 1, scale: float = 1.0, none: str = "–") -> str:
+    """Mean ± sample sd of the non-None values (times scale); just the value for one; `none` for none."""
+    v = np.array([x for x in values if x is not None and not (isinstance(x, float) and np.isnan(x))], dtype=float)
+    v = v * scale
+    if len(v) == 0:
+        return none
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
