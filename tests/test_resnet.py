@@ -1,0 +1,223 @@
+"""Polygon-sum images, ResNet-18 and its trainer, on tiny sizes (CPU).
+
+    .venv/bin/python -m pytest -q tests/test_resnet.py
+"""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from grok_core import polygons
+from grok_core.models.resnet import build_resnet18, load_backbone
+from grok_core.resnet_train import (ResNetConfig, ResNetStore, ResNetTrainer, crop_geometry, grok_epoch, load_data,
+                                    resize_crop, train_resnet)
+
+TINY = dict(image_size=32, n_images=12, frac_train=0.5, batch_size=4, eval_every=1, width=8)
+
+
+# -- labels and drawing ------------------------------------------------------------------------------------
+def test_label_statistics_of_the_full_set_without_drawing():
+    labels = polygons.all_labels()
+    assert labels.shape == (14_641,)
+    values, counts = torch.unique(labels, return_counts=True)
+    assert values.tolist() == [0] + list(range(3, 49))          # 47 distinct labels
+    assert values[counts.argmax()] == 28 and counts.max() == 813
+    assert counts[values == 0].item() == 1 and counts[values == 48].item() == 1
+    assert polygons.all_symbols()[1].tolist() == [0, 0, 0, 3]   # lexicographic, last cell fastest
+
+
+def near(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Rasterisation may move an edge by one pixel."""
+    return all(abs(x - y) <= 1 for x, y in zip(a, b))
+
+
+def dark_columns(img: Image.Image, x0: int, x1: int, y0: int, y1: int) -> tuple[int, int]:
+    """First and last image column with a dark pixel inside the box [x0, x1) x [y0, y1)."""
+    a = np.asarray(img.convert("L"))[y0:y1, x0:x1] < 128
+    cols = np.nonzero(a.any(0))[0]
+    return x0 + int(cols[0]), x0 + int(cols[-1])
+
+
+def test_radius_bug_reflects_and_enlarges_three_cells_in_faithful_mode():
+    assert [polygons.cell_radius(q, "faithful") for q in range(4)] == [46, -56, -56, -56]
+    assert [polygons.cell_radius(q, "clean") for q in range(4)] == [46] * 4
+    faithful = polygons.draw_mosaic((3, 3, 3, 3), "faithful", jpeg=False)
+    clean = polygons.draw_mosaic((3, 3, 3, 3), "clean")
+    # top-left: radius 46, vertex 0 points right (x = 56 + 46), flat side at x = 56 - 23
+    assert near(dark_columns(faithful, 0, 112, 0, 112), (33, 102))
+    assert near(dark_columns(clean, 0, 112, 0, 112), (33, 102))
+    # top-right, faithful: radius -56, so vertex 0 sits on the cell border (x = 168 - 56) and the flat side at 168 + 28
+    assert dark_columns(faithful, 112, 224, 0, 112)[0] == 112
+    assert near(dark_columns(faithful, 112, 224, 0, 112), (112, 196))
+    assert near(dark_columns(clean, 112, 224, 0, 112), (145, 214))
+    # bottom-left, faithful: the reflected vertex reaches the image border
+    assert dark_columns(faithful, 0, 112, 112, 224)[0] == 0
+
+
+def test_faithful_mode_is_a_jpeg_round_trip_and_clean_mode_is_lossless():
+    drawn = np.asarray(polygons.draw_mosaic((4, 0, 9, 12), "faithful", jpeg=False)).astype(int)
+    jpeg = np.asarray(polygons.draw_mosaic((4, 0, 9, 12), "faithful")).astype(int)
+    assert set(np.unique(drawn)) <= {0, 255}
+    assert not np.array_equal(drawn, jpeg) and np.abs(drawn - jpeg).mean() < 10
+    clean = np.asarray(polygons.draw_mosaic((4, 0, 9, 12), "clean"))
+    assert set(np.unique(clean)) <= {0, 255}
+
+
+def test_dictionary_entries_and_weights():
+    blank = np.asarray(polygons.dictionary_image(0))
+    assert blank.shape == (224, 224, 3) and blank.min() == 255
+    hexagon = polygons.dictionary_image(6)
+    assert near(dark_columns(hexagon, 0, 224, 0, 224), (112 - 90, 112 + 90))
+    assert [polygons.dictionary_weight(s, "faithful") for s in (0, 3, 12)] == [0, 2, 11]
+    assert [polygons.dictionary_weight(s, "clean") for s in (0, 3, 12)] == [0, 3, 12]
+
+
+def test_render_shapes_and_downsampled_sizes():
+    x = polygons.render([0, 1, 14_640], "clean", 64)
+    assert x.shape == (3, 3, 64, 64) and x.dtype == torch.uint8
+    assert x[0].min() == 255 and x[2].min() < 128               # blank mosaic, then four 12-gons
+
+
+def test_dataset_cache_is_written_verified_and_redrawn_when_corrupt(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_render_all(mode, image_size, workers=None):           # no drawing: only the cache logic is under test
+        calls.append(mode)
+        return torch.full((polygons.N_IMAGES, 3, image_size, image_size), len(calls), dtype=torch.uint8)
+
+    monkeypatch.setattr(polygons, "render_all", fake_render_all)
+    images, labels = polygons.load_dataset("clean", 8, root=tmp_path)
+    assert len(calls) == 1 and torch.equal(labels, polygons.all_labels())
+    again, _ = polygons.load_dataset("clean", 8, root=tmp_path)
+    assert len(calls) == 1 and torch.equal(again, images)        # read back, not redrawn
+    sub, sub_labels = polygons.load_subset([5, 7], "clean", 8, root=tmp_path)
+    assert sub.shape == (2, 3, 8, 8) and torch.equal(sub_labels, polygons.all_labels()[[5, 7]])
+    npy = polygons.cache_path("clean", 8, tmp_path) / "images.npy"
+    raw = bytearray(npy.read_bytes())
+    raw[-1] ^= 0xFF
+    npy.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="damaged"):
+        redrawn, _ = polygons.load_dataset("clean", 8, root=tmp_path)
+    assert len(calls) == 2 and redrawn[0, 0, 0, 0] == 2
+    assert polygons.load_dataset("clean", 8, root=tmp_path)[0][0, 0, 0, 0] == 2
+
+
+def test_split_is_seeded_and_has_the_released_sizes():
+    tr, te = polygons.train_test_split(14_641, 0.25, seed=3)
+    assert (len(tr), len(te)) == (3660, 10_981)
+    assert torch.equal(torch.sort(torch.cat([tr, te])).values, torch.arange(14_641))
+    assert torch.equal(tr, polygons.train_test_split(14_641, 0.25, seed=3)[0])
+    assert not torch.equal(tr, polygons.train_test_split(14_641, 0.25, seed=4)[0])
+    ref = torch.utils.data.random_split(range(14_641), [3660, 10_981], generator=torch.Generator().manual_seed(3))
+    assert tr.tolist() == list(ref[0].indices)
+
+
+def test_device_resize_crop_matches_pil_within_one_level():
+    img = polygons.draw_mosaic((5, 7, 3, 12), "faithful")
+    ref = np.asarray(img.resize((256, 256), Image.Resampling.BILINEAR))[16:240, 16:240].astype(int)
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].contiguous()
+    ours = resize_crop(x, 224)[0].permute(1, 2, 0).numpy().astype(int)
+    assert np.abs(ours - ref).max() <= 1
+    assert crop_geometry(224) == (256, 16) and crop_geometry(32) == (37, 2)
+
+
+# -- model ----------------------------------------------------------------------------------------------------
+def test_resnet18_parameter_count_and_output_shapes():
+    model = build_resnet18(1000)
+    assert sum(p.numel() for p in model.parameters()) == 11_689_512
+    for n_classes, size in ((52, 64), (49, 32)):
+        out = build_resnet18(n_classes).eval()(torch.randn(2, 3, size, size))
+        assert out.shape == (2, n_classes)
+    narrow = build_resnet18(49, width=8)
+    assert narrow.fc.in_features == 64 and narrow(torch.randn(2, 3, 32, 32)).shape == (2, 49)
+
+
+def test_init_is_seeded_and_backbone_loads_by_name():
+    a, b, c = build_resnet18(52, seed=0), build_resnet18(52, seed=0), build_resnet18(52, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.conv1.weight, c.conv1.weight)
+    conv = a.layer2[0].conv1.weight                       # Kaiming normal, fan-out: std sqrt(2 / (128 * 9))
+    assert abs(conv.std().item() - (2 / (128 * 9)) ** 0.5) < 0.002
+    loaded = load_backbone(c, build_resnet18(1000, seed=0).state_dict())
+    assert "fc.weight" not in loaded and torch.equal(c.conv1.weight, a.conv1.weight)
+    assert not torch.equal(c.fc.weight, a.fc.weight)
+
+
+# -- config and bad input --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw,match", [(dict(mode="noisy"), r"mode='noisy' is not allowed; choose one of 'faithful', 'clean'"),
+                                      (dict(image_size=100), r"image_size=100 is not allowed; .*32, 64, 96"),
+                                      (dict(image_size=256), r"image_size=256 is not allowed"),
+                                      (dict(frac_train=0.0), r"frac_train=0.0 is not allowed; .*\(0, 1\)"),
+                                      (dict(frac_train=1.0), r"frac_train=1.0 is not allowed"),
+                                      (dict(frac_train=1.5), r"frac_train=1.5 is not allowed"),
+                                      (dict(n_images=5, frac_train=0.1), r"int\(frac_train \* n\) = 0"),
+                                      (dict(n_classes=40), r"n_classes=40 is not allowed"),
+                                      (dict(n_images=1), r"n_images=1 is not allowed"),
+                                      (dict(width=0), r"width=0 is not allowed")])
+def test_bad_config_raises_a_clear_error(kw, match):
+    with pytest.raises(ValueError, match=match):
+        ResNetConfig(**kw)
+
+
+def test_bad_dataset_arguments_raise():
+    with pytest.raises(ValueError, match="mode='jpeg' is not allowed"):
+        polygons.draw_mosaic((0, 0, 0, 0), "jpeg")
+    with pytest.raises(ValueError, match="image_size=300 is not allowed"):
+        polygons.render([0], "clean", 300)
+    with pytest.raises(ValueError, match=r"frac_train=1 is not allowed"):
+        polygons.train_test_split(10, 1, 0)
+
+
+def test_config_defaults_and_keys():
+    f, c = ResNetConfig(), ResNetConfig(mode="clean")
+    assert (f.n_classes, c.n_classes) == (52, 49)
+    assert (f.lr, f.weight_decay, f.batch_size, f.frac_train, f.image_size) == (1e-3, 1e-4, 200, 0.25, 224)
+    assert f.key() != c.key() and f.key() == ResNetConfig(n_classes=52).key()
+    assert f.trajectory_key() == f.replace(n_epochs=9000).trajectory_key() != f.replace(seed=1).trajectory_key()
+    assert ResNetConfig.from_dict(f.to_dict()) == f
+
+
+# -- training -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_data():
+    cfg = ResNetConfig(n_epochs=2, **TINY)
+    return cfg, load_data(cfg)
+
+
+def test_resumed_training_equals_uninterrupted_training(tiny_data, tmp_path):
+    cfg, data = tiny_data
+    whole = ResNetTrainer(cfg, "cpu", data=data)
+    whole.run()
+    first = ResNetTrainer(cfg, "cpu", data=data)
+    first.run(ckpt_path=tmp_path / "ck.pt", stop_at=1)
+    second = ResNetTrainer(cfg, "cpu", data=data)
+    assert second.resume(tmp_path / "ck.pt") and second.epoch == 1
+    second.run()
+    h1, h2 = whole.history(), second.history()
+    for k in h1:
+        if k != "elapsed_s":                       # wall-clock time is the one thing that may differ
+            np.testing.assert_array_equal(h1[k], h2[k], err_msg=k)
+    for (name, x), y in zip(whole.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(x, y), name
+    assert list(h1["eval_epoch"]) == [1, 2] and len(h1["train_acc"]) == 2
+    assert (h1["train_acc"] >= 0).all() and (h1["train_acc"] <= 1).all()
+
+
+def test_train_resnet_stores_and_reuses_the_run(tiny_data, tmp_path):
+    cfg, data = tiny_data
+    cfg = cfg.replace(n_epochs=1)
+    store = ResNetStore(tmp_path / "results")
+    run = train_resnet(cfg, store, device="cpu", data=data)
+    assert run.meta["epochs_per_s"] > 0 and run.meta["n_train"] == 6 and run.meta["kind"] == "resnet"
+    back = store.get(cfg)
+    assert back is not None and back.config == cfg
+    np.testing.assert_array_equal(back.history["train_acc"], run.history["train_acc"])
+    assert train_resnet(cfg, store, device="cpu", data=data).meta["created"] == run.meta["created"]   # not retrained
+    with pytest.raises(ValueError, match="past n_epochs"):
+        ResNetTrainer(cfg.replace(n_epochs=1), "cpu", data=data).load_state_dict(
+            {**torch.load(store.resnet_checkpoint(cfg), weights_only=True), "epoch": 5})
+
+
+def test_grok_epoch_picks_the_first_evaluation_over_threshold():
+    h = {"eval_epoch": np.array([1, 100, 200, 300]), "test_acc": np.array([0.1, 0.35, 0.97, 1.0])}
+    assert grok_epoch(h) == 200 and grok_epoch(h, 0.99) == 300 and grok_epoch(h, 1.01) is None
