@@ -178,6 +178,15 @@ def test_config_defaults_and_keys():
 
 
 # -- training -------------------------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny models here run faster on one thread than with two that must synchronise on every small op."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tiny_data():
     cfg = ResNetConfig(n_epochs=2, **TINY)
