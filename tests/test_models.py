@@ -89,3 +89,14 @@ def test_onehot_embedding_is_a_frozen_buffer():
     assert "W_E" not in model.layout.shapes
     W = model.buffers(1)["W_E"][0]
     assert torch.equal(W[:6, :6], torch.eye(6)) and W.sum() == 6
+
+
+def test_mlp_hidden_med_uses_the_diagonal_inputs():
+    cfg = RunConfig(p=7, model="mlp", d_model=8, d_mlp=16, operand_offset=2)
+    model = build_model(cfg)
+    w = model.layout.views(model.init_params(cfg)[None].double())
+    toks = torch.stack([torch.arange(7), torch.arange(7) + 2, torch.full((7,), cfg.d_vocab - 1)], 1)
+    h = torch.relu(w["W_E"][0][toks].reshape(7, -1) @ w["W_1"][0] + w["b_1"][0])          # hidden1 of (i, i + d, =)
+    expected = (torch.roll(h, -1, 0) - h).norm(dim=-1).mean()
+    got = model.extra_measures(w, model.trunk(w))["med_hidden"][0]
+    assert got.item() == pytest.approx(expected.item())
