@@ -438,6 +438,66 @@ def train_resnet(cfg: ResNetConfig, store: ResNetStore | None = None, device=Non
     return store.put(cfg, hist, meta)
 
 
+# -- moving a checkpoint between machines -------------------------------------------------------------------
+def export_checkpoint(ckpt, out_dir, shard_mib: int = 15, parts=None) -> list[Path]:
+    """Split a checkpoint into shards of at most shard_mib MiB plus a manifest with checksums.
+
+    parts: the shard numbers to write (all by default), for carrying a large checkpoint in several goes.
+    A full-width checkpoint (weights plus Adam's two moments, float32) is about 128 MiB: 9 shards of 15 MiB.
+    """
+    ckpt, out = Path(ckpt), Path(out_dir)
+    data = ckpt.read_bytes()
+    size = shard_mib << 20
+    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    manifest = {"name": ckpt.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "shards": [hashlib.sha256(c).hexdigest() for c in chunks]}
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f"{ckpt.name}.manifest.json"]
+    written[0].write_text(json.dumps(manifest, indent=1))
+    for i in (range(len(chunks)) if parts is None else parts):
+        (out / f"{ckpt.name}.part{i:02d}").write_bytes(chunks[i])
+        written.append(out / f"{ckpt.name}.part{i:02d}")
+    return written
+
+
+def import_checkpoint(src_dirs, dest_dir) -> Path | None:
+    """Reassemble a checkpoint from shards spread over src_dirs into dest_dir (atomically); None if incomplete.
+
+    Every shard and the whole file are checked against the manifest; a damaged shard raises ValueError.
+    """
+    srcs = [Path(d) for d in ([src_dirs] if isinstance(src_dirs, (str, Path)) else src_dirs)]
+    manifests = sorted(m for d in srcs if d.exists() for m in d.glob("*.manifest.json"))
+    if not manifests:
+        return None
+    man = json.loads(manifests[0].read_text())
+    blobs = []
+    for i, digest in enumerate(man["shards"]):
+        found = [d / f"{man['name']}.part{i:02d}" for d in srcs if (d / f"{man['name']}.part{i:02d}").exists()]
+        if not found:
+            return None
+        blob = found[0].read_bytes()
+        if hashlib.sha256(blob).hexdigest() != digest:
+            raise ValueError(f"shard {found[0]} does not match its checksum")
+        blobs.append(blob)
+    data = b"".join(blobs)
+    if len(data) != man["bytes"] or hashlib.sha256(data).hexdigest() != man["sha256"]:
+        raise ValueError(f"reassembled {man['name']} does not match its manifest")
+    dest = Path(dest_dir) / man["name"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest
+
+
+def _parts(text: str | None):
+    """'0-3' -> range(0, 4); '8' -> range(8, 9); None -> None (all)."""
+    if not text:
+        return None
+    lo, _, hi = text.partition("-")
+    return range(int(lo), int(hi or lo) + 1)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train ResNet-18 on the polygon-sum images, resuming where the last "
                                              "call stopped; the finished run goes into the run store.")
@@ -452,10 +512,38 @@ def main(argv=None):
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    ap.add_argument("--import-from", nargs="*", default=(), help="folders holding checkpoint shards from "
+                    "--export-to; reassembled into the checkpoint folder when no local checkpoint exists")
+    ap.add_argument("--export-to", default=None, help="after training, write the checkpoint as shards (and the "
+                    "store entry, when finished) into this folder")
+    ap.add_argument("--export-parts", default=None, help="shard numbers to write, e.g. 0-3 (default: all)")
     args = ap.parse_args(argv)
-    cfg = ResNetConfig(**{name: getattr(args, name) for name in fields})
-    run = train_resnet(cfg, device=args.device, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
+    try:
+        cfg = ResNetConfig(**{name: getattr(args, name) for name in fields})
+    except ValueError as err:
+        ap.error(str(err))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    store = ResNetStore()
+    ckpt = store.resnet_checkpoint(cfg)
+    if args.import_from and not ckpt.exists():
+        got = import_checkpoint(args.import_from, ckpt.parent)
+        print(f"imported checkpoint {got}" if got else "no complete checkpoint among the shards given")
+    time_limit = args.time_limit
+    run = train_resnet(cfg, store, device=args.device, time_limit=time_limit, ckpt_every=args.ckpt_every,
                        log_every=args.log_every)
+    if args.export_to:
+        out = Path(args.export_to)
+        if ckpt.exists():
+            written = export_checkpoint(ckpt, out, parts=_parts(args.export_parts))
+            print("exported", ", ".join(p.name for p in written))
+        if run is not None:
+            entry = out / f"run-{run.key}"
+            entry.mkdir(parents=True, exist_ok=True)
+            for f in store.entry(run.key).iterdir():
+                (entry / f.name).write_bytes(f.read_bytes())
+            print(f"exported the store entry to {entry}")
     if run is None:
         print(f"stopped before epoch {cfg.n_epochs}; checkpoint kept, run the same command again to continue")
         return 3

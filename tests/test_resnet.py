@@ -9,8 +9,8 @@ from PIL import Image
 
 from grok_core import polygons
 from grok_core.models.resnet import build_resnet18, load_backbone
-from grok_core.resnet_train import (ResNetConfig, ResNetStore, ResNetTrainer, crop_geometry, grok_epoch, load_data,
-                                    resize_crop, train_resnet)
+from grok_core.resnet_train import (ResNetConfig, ResNetStore, ResNetTrainer, crop_geometry, export_checkpoint,
+                                    grok_epoch, import_checkpoint, load_data, resize_crop, train_resnet)
 
 TINY = dict(image_size=32, n_images=12, frac_train=0.5, batch_size=4, eval_every=1, width=8)
 
@@ -225,6 +225,29 @@ def test_train_resnet_stores_and_reuses_the_run(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="past n_epochs"):
         ResNetTrainer(cfg.replace(n_epochs=1), "cpu", data=data).load_state_dict(
             {**torch.load(store.resnet_checkpoint(cfg), weights_only=True), "epoch": 5})
+
+
+def test_checkpoint_shards_round_trip_and_reject_damage(tmp_path):
+    ckpt = tmp_path / "a" / "resnet-x.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(bytes(range(256)) * 9000)                   # 2.3 MB: three 1-MiB shards
+    first = export_checkpoint(ckpt, tmp_path / "out1", shard_mib=1, parts=range(0, 2))
+    assert [p.name for p in first] == ["resnet-x.pt.manifest.json", "resnet-x.pt.part00", "resnet-x.pt.part01"]
+    assert import_checkpoint(tmp_path / "out1", tmp_path / "b") is None             # shard 2 still missing
+    export_checkpoint(ckpt, tmp_path / "out2", shard_mib=1, parts=range(2, 3))
+    back = import_checkpoint([tmp_path / "out1", tmp_path / "out2"], tmp_path / "b")
+    assert back.read_bytes() == ckpt.read_bytes()
+    (tmp_path / "out2" / "resnet-x.pt.part02").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="checksum"):
+        import_checkpoint([tmp_path / "out1", tmp_path / "out2"], tmp_path / "c")
+
+
+def test_export_files_writes_the_released_layout(tmp_path):
+    out = polygons.export_files(tmp_path, "faithful", indices=[0, 1464])
+    img = Image.open(out / "out-shape-img" / "1465.jpg").convert("RGB")
+    assert np.array_equal(np.asarray(img), polygons.render([1464], "faithful")[0].permute(1, 2, 0).numpy())
+    assert (out / "out-shape-txt" / "1465.txt").read_text() == "Total Weight: 12\n"
+    assert (out / "out-shape-txt" / "1.txt").read_text() == "Total Weight: 0\n"
 
 
 def test_grok_epoch_picks_the_first_evaluation_over_threshold():
