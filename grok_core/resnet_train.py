@@ -167,7 +167,15 @@ def load_data(cfg: ResNetConfig, root=None, workers: int | None = None) -> tuple
 
 # -- store ------------------------------------------------------------------------------------------------
 class ResNetStore(RunStore):
-    """The run store for ResNetConfig entries (same layout, same atomic writes; reads ResNetConfig back)."""
+    """The run store for ResNetConfig entries: same entry layout and atomic writes, read back as ResNetConfig.
+
+    Entries live in <results root>/resnet-runs, apart from the modular-task runs, whose listing
+    tools expect a RunConfig in every entry; checkpoints share <results root>/checkpoints.
+    """
+
+    def __init__(self, root=None):
+        super().__init__(root)
+        self.runs_dir = self.root / "resnet-runs"
 
     def _read(self, key: str) -> Run:
         d = self.entry(key)

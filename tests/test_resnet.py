@@ -220,6 +220,7 @@ def test_train_resnet_stores_and_reuses_the_run(tiny_data, tmp_path):
     assert run.meta["epochs_per_s"] > 0 and run.meta["n_train"] == 6 and run.meta["kind"] == "resnet"
     back = store.get(cfg)
     assert back is not None and back.config == cfg
+    assert store.entry(cfg.key()).parent.name == "resnet-runs" and not (store.root / "runs").exists()
     np.testing.assert_array_equal(back.history["train_acc"], run.history["train_acc"])
     assert train_resnet(cfg, store, device="cpu", data=data).meta["created"] == run.meta["created"]   # not retrained
     with pytest.raises(ValueError, match="past n_epochs"):
@@ -253,3 +254,9 @@ def test_export_files_writes_the_released_layout(tmp_path):
 def test_grok_epoch_picks_the_first_evaluation_over_threshold():
     h = {"eval_epoch": np.array([1, 100, 200, 300]), "test_acc": np.array([0.1, 0.35, 0.97, 1.0])}
     assert grok_epoch(h) == 200 and grok_epoch(h, 0.99) == 300 and grok_epoch(h, 1.01) is None
+
+
+def test_render_all_in_worker_processes_matches_render(monkeypatch):
+    monkeypatch.setattr(polygons, "N_IMAGES", 9)                  # the first 9 mosaics only
+    both = polygons.render_all("faithful", 32, workers=2)
+    assert torch.equal(both, polygons.render(range(9), "faithful", 32))
