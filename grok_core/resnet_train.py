@@ -526,6 +526,8 @@ def main(argv=None):
     ap.add_argument("--export-to", default=None, help="after training, write the checkpoint as shards (and the "
                     "store entry, when finished) into this folder")
     ap.add_argument("--export-parts", default=None, help="shard numbers to write, e.g. 0-3 (default: all)")
+    ap.add_argument("--export-only", action="store_true", help="train nothing: only export the existing checkpoint "
+                    "(so that shards written by several calls come from one and the same checkpoint)")
     args = ap.parse_args(argv)
     try:
         cfg = ResNetConfig(**{name: getattr(args, name) for name in fields})
@@ -538,9 +540,11 @@ def main(argv=None):
     if args.import_from and not ckpt.exists():
         got = import_checkpoint(args.import_from, ckpt.parent)
         print(f"imported checkpoint {got}" if got else "no complete checkpoint among the shards given")
-    time_limit = args.time_limit
-    run = train_resnet(cfg, store, device=args.device, time_limit=time_limit, ckpt_every=args.ckpt_every,
-                       log_every=args.log_every)
+    if args.export_only:
+        run = store.get(cfg)
+    else:
+        run = train_resnet(cfg, store, device=args.device, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
+                           log_every=args.log_every)
     if args.export_to:
         out = Path(args.export_to)
         if ckpt.exists():
@@ -553,7 +557,7 @@ def main(argv=None):
                 (entry / f.name).write_bytes(f.read_bytes())
             print(f"exported the store entry to {entry}")
     if run is None:
-        print(f"stopped before epoch {cfg.n_epochs}; checkpoint kept, run the same command again to continue")
+        print(f"not finished (epoch < {cfg.n_epochs}); checkpoint kept, run the same command again to continue")
         return 3
     print(json.dumps({"key": run.key, **{k: run.meta.get(k) for k in ("epochs_per_s", "train_s", "eval_s",
                                                                          "grok_epoch_95", "grok_wall_s", "device")}}))
