@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import platform
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 
 from . import polygons
 from .models.resnet import build_resnet18
-from .store import CorruptEntry, Run, RunStore, _sha256, code_commit
+from .store import Run, RunStore, code_commit
 
 # Bump when the training semantics change (same config, different numbers).
 RESNET_SEMANTICS_VERSION = 1
@@ -174,26 +173,7 @@ class ResNetStore(RunStore):
     """
 
     def __init__(self, root=None):
-        super().__init__(root)
-        self.runs_dir = self.root / "resnet-runs"
-
-    def _read(self, key: str) -> Run:
-        d = self.entry(key)
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-            for name, digest in meta["files"].items():
-                if _sha256(d / name) != digest:
-                    raise CorruptEntry(f"{name} does not match its checksum")
-            cfg = ResNetConfig.from_dict(meta["config"])
-            if cfg.key() != key or meta.get("key") != key:
-                raise CorruptEntry("stored config does not hash to the entry's key")
-            with np.load(d / "history.npz") as z:
-                history = {k: z[k] for k in z.files}
-        except CorruptEntry:
-            raise
-        except Exception as err:
-            raise CorruptEntry(f"{type(err).__name__}: {err}") from err
-        return Run(cfg, history, meta)
+        super().__init__(root, config_cls=ResNetConfig, runs_subdir="resnet-runs")
 
     def resnet_checkpoint(self, cfg: ResNetConfig) -> Path:
         return self.ckpt_dir / f"resnet-{cfg.trajectory_key()}.pt"

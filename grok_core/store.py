@@ -49,7 +49,7 @@ def _sha256(path: Path) -> str:
 
 @dataclass
 class Run:
-    config: RunConfig
+    config: RunConfig          # or another config class with key() / to_dict() / from_dict()
     history: dict[str, np.ndarray]
     meta: dict
 
@@ -63,9 +63,12 @@ class CorruptEntry(Exception):
 
 
 class RunStore:
-    def __init__(self, root: str | Path | None = None):
+    """Entries of one config class (RunConfig by default) in <root>/<runs_subdir>/<key>/."""
+
+    def __init__(self, root: str | Path | None = None, config_cls=RunConfig, runs_subdir: str = "runs"):
         self.root = Path(root) if root is not None else results_root()
-        self.runs_dir = self.root / "runs"
+        self.config_cls = config_cls
+        self.runs_dir = self.root / runs_subdir
         self.ckpt_dir = self.root / "checkpoints"
 
     def entry(self, key: str) -> Path:
@@ -83,7 +86,7 @@ class RunStore:
             for name, digest in meta["files"].items():
                 if _sha256(d / name) != digest:
                     raise CorruptEntry(f"{name} does not match its checksum")
-            cfg = RunConfig.from_dict(meta["config"])
+            cfg = self.config_cls.from_dict(meta["config"])
             if cfg.key() != key or meta.get("key") != key:
                 raise CorruptEntry("stored config does not hash to the entry's key")
             with np.load(d / "history.npz") as z:

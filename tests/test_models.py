@@ -15,7 +15,6 @@ def naive_transformer_logits(cfg, w, r=0):
     x = w["W_E"][r][toks].double()                                    # [N, 3, d]
     if cfg.use_pos:
         x = x + w["W_pos"][r].double()
-    H = cfg.n_heads
     mask = torch.triu(torch.ones(3, 3, dtype=torch.bool), 1)
     act = torch.relu if cfg.act == "relu" else torch.nn.functional.gelu
     for l in range(cfg.n_layers):

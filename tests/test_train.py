@@ -2,7 +2,6 @@
 
 Run: pytest tests/test_train.py
 """
-import math
 
 import numpy as np
 import pytest

@@ -42,7 +42,7 @@ class EmbedMLP:
 
     def trunk(self, w: dict) -> torch.Tensor:
         """First-layer pre-activations for every pair: [run, p*p, d_mlp]."""
-        cfg, p, d, D = self.cfg, self.cfg.p, self.cfg.operand_offset, self.cfg.d_model
+        p, d, D = self.cfg.p, self.cfg.operand_offset, self.cfg.d_model
         W_E, W_1 = w["W_E"], w["W_1"]
         a = torch.bmm(W_E[:, :p], W_1[:, :D])                   # [r, i, m]
         b = torch.bmm(W_E[:, d:d + p], W_1[:, D:2 * D])         # [r, j, m]
@@ -56,5 +56,5 @@ class EmbedMLP:
     def extra_measures(self, w: dict, feats: torch.Tensor) -> dict[str, torch.Tensor]:
         """Hidden-layer MED (README variant): cyclic MED of act(hidden1) on the diagonal inputs (i, i)."""
         p = self.cfg.p
-        diag = feats[:, torch.arange(p) * (p + 1)]
+        diag = feats[:, ::p + 1]                                   # rows i * (p + 1): the pairs (i, i)
         return {"med_hidden": cyclic_med(self.act(diag))}
