@@ -87,9 +87,12 @@ def load_runs(configs: list[RunConfig], train: bool = True):
 
 
 def provenance_rows(runs) -> list[list[str]]:
-    """One row per run: config hash, device, code commit, training wall time."""
-    rows = []
+    """One row per distinct run: config hash, device, code commit, training wall time."""
+    rows, seen = [], set()
     for r in runs:
+        if r.key in seen:
+            continue
+        seen.add(r.key)
         m = r.meta
         rows.append([f"`{r.key}`", str(m.get("device", "?")), str(m.get("code_commit", "?")),
                      f"{m.get('wall_time_s', float('nan')):.0f} s (batch of {m.get('batch_size', '?')})"])

@@ -58,10 +58,11 @@ def _thin(n: int, max_points: int = 1500) -> slice:
 
 
 def plot_runs(ax, runs, key: str, color=None, label: str | None = None, scale: float = 1.0,
-              band: bool = True, faint: bool = True, clip=None, max_points: int = 1500):
+              band: bool = True, faint: bool = True, clip=None, max_points: int = 1500, log: bool = False):
     """Every run faint, the mean over runs as a line and mean ± sd as a band; returns the line.
 
     runs: Runs of one setting (equal lengths); key: a history entry; scale multiplies the values.
+    log: for a log-scaled axis (losses): the geometric mean, and the band one sd of log10 either side.
     """
     data = np.stack([np.asarray(r.history[key], dtype=np.float64) for r in runs]) * scale   # [run, step]
     steps = np.asarray(runs[0].history["step"])
@@ -70,11 +71,20 @@ def plot_runs(ax, runs, key: str, color=None, label: str | None = None, scale: f
     if faint and len(runs) > 1:
         for row in data:
             ax.plot(x, row[sl], color=color, alpha=0.25, lw=0.6)
-    mean = np.nanmean(data, axis=0)
+    if log:
+        ax.set_yscale("log")
+        logs = np.log10(np.maximum(data, np.finfo(np.float64).tiny))
+        mean = 10 ** np.nanmean(logs, axis=0)
+    else:
+        mean = np.nanmean(data, axis=0)
     (line,) = ax.plot(x, mean[sl], color=color, label=label)
     if band and len(runs) > 1:
-        sd = np.nanstd(data, axis=0, ddof=1)
-        lo, hi = mean - sd, mean + sd
+        if log:
+            sd = np.nanstd(logs, axis=0, ddof=1)
+            lo, hi = mean / 10 ** sd, mean * 10 ** sd
+        else:
+            sd = np.nanstd(data, axis=0, ddof=1)
+            lo, hi = mean - sd, mean + sd
         if clip is not None:
             lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
         ax.fill_between(x, lo[sl], hi[sl], color=line.get_color(), alpha=0.18, lw=0)
