@@ -22,7 +22,33 @@ def resolve(profiles: dict[str, dict], profile: str, given: dict) -> dict:
     unknown = set(given) - set(base)
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; this notebook knows {', '.join(sorted(base))}")
-    return {k: (given[k] if given.get(k) is not None else v) for k, v in base.items()}
+    out = {}
+    for k, v in base.items():
+        g = given.get(k)
+        if g is not None:
+            _check_type(k, g, v)
+        out[k] = g if g is not None else v
+    return out
+
+
+def _check_type(name, value, like):
+    """A given value must have the kind of the profile's value (lists may also be strings or numbers)."""
+    number = (int, float)
+    if isinstance(like, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(like, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(like, float):
+        ok = isinstance(value, number) and not isinstance(value, bool)
+    elif isinstance(like, str):
+        ok = isinstance(value, str)
+    elif isinstance(like, (list, tuple)):
+        ok = isinstance(value, (list, tuple, str) + number) and not isinstance(value, bool)
+    else:
+        ok = True
+    if not ok:
+        kind = "a list (or a comma-separated string)" if isinstance(like, (list, tuple)) else type(like).__name__
+        raise ValueError(f"{name}={value!r} is not allowed; it must be {kind}, like the profile's {like!r}")
 
 
 def require(ok: bool, name: str, value, allowed: str):
@@ -82,8 +108,18 @@ def load_runs(configs: list[RunConfig], train: bool = True):
         warnings.simplefilter("ignore", UserWarning)   # shrunk splits are reported by the notebooks
         runs = load_or_train(configs, store=store, progress=False, train=train)
     print(f"{n_unique} run(s): {hits} from the run store, {n_unique - hits} trained now "
-          f"({time.time() - t0:.1f} s); store: {store.root}")
+          f"({time.time() - t0:.1f} s); store: {_shown(store.root)}")
     return runs
+
+
+def _shown(path) -> str:
+    """The store folder relative to the repository when it lies inside it."""
+    from .store import REPO_ROOT
+
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT)) + "/"
+    except ValueError:
+        return str(path)
 
 
 def provenance_rows(runs) -> list[list[str]]:
