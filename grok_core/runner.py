@@ -13,7 +13,7 @@ import torch
 from .config import RunConfig
 from .splits import make_split
 from .store import Run, RunStore, code_commit
-from .train import Trainer, default_device, set_strict_fp32
+from .train import Trainer, default_device, estimate_bytes_per_run, set_strict_fp32
 
 
 def device_name(device: torch.device) -> str:
@@ -23,10 +23,15 @@ def device_name(device: torch.device) -> str:
 
 
 def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_every: int = 1000,
-                deadline: float | None = None, progress: bool | None = None, save_weights: bool = False) -> list[Run] | None:
-    """Train one batch of compatible runs (resuming a checkpoint) and store them; None if stopped early."""
+                deadline: float | None = None, progress: bool | None = None, save_weights: bool = False,
+                compile: bool = False) -> list[Run] | None:
+    """Train one batch of compatible runs (resuming a checkpoint) and store them; None if stopped early.
+
+    compile=True runs the step through torch.compile (faster on CUDA at large batches; the same
+    float32 arithmetic up to rounding order); it is recorded in the run's metadata.
+    """
     set_strict_fp32()
-    trainer = Trainer(configs, device)
+    trainer = Trainer(configs, device, compile=compile)
     ckpt = store.checkpoint_path(configs)
     trainer.resume(ckpt)
     t0 = time.time()
@@ -35,6 +40,7 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
         return None
     wall = time.time() - t0
     meta = {"code_commit": code_commit(), "device": device_name(trainer.device), "torch": torch.__version__,
+            "precision": trainer.precision, "cuda_graph": trainer.use_graph, "compiled": trainer.compiled,
             "wall_time_s": round(wall, 3), "batch_size": len(configs), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     runs = [store.put(c, h, meta, trainer.flat[r].detach() if save_weights else None)
             for r, (c, h) in enumerate(zip(configs, trainer.histories()))]
@@ -42,8 +48,27 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
     return runs
 
 
+def runs_that_fit(cfg: RunConfig, device, share: float = 0.85) -> int | None:
+    """How many runs of cfg's shape fit in the free memory of a CUDA device (None off CUDA)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)   # cached by torch, reusable
+    return max(1, int(free * share // estimate_bytes_per_run(cfg)))
+
+
+def chunks(group: list[RunConfig], max_batch: int, fit: int | None) -> list[list[RunConfig]]:
+    """Split a group of compatible runs into near-equal batches of at most min(max_batch, fit) runs."""
+    size = max(1, min(max_batch, fit or max_batch))
+    n = -(-len(group) // size)
+    per = -(-len(group) // n)
+    return [group[i:i + per] for i in range(0, len(group), per)]
+
+
 def load_or_train(configs: list[RunConfig], store: RunStore | None = None, device=None, max_batch: int = 64,
-                  ckpt_every: int = 1000, progress: bool | None = None, train: bool = True) -> list[Run]:
+                  ckpt_every: int = 1000, progress: bool | None = None, train: bool = True,
+                  compile: bool = False) -> list[Run]:
     """Runs for configs in order: from the store when present, else trained (train=False raises instead)."""
     store = store or RunStore()
     configs = list(configs)
@@ -58,7 +83,8 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
         groups.setdefault(c.batch_key(), []).append(c)
     device = torch.device(device) if device is not None else default_device()
     for group in groups.values():
-        for i in range(0, len(group), max_batch):
-            for run in train_batch(group[i:i + max_batch], store, device, ckpt_every, progress=progress):
+        # large batches (e.g. 64 runs at p=379) are split so that each batch fits in GPU memory
+        for batch in chunks(group, max_batch, runs_that_fit(max(group, key=lambda c: c.frac_train), device)):
+            for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile):
                 found[run.key] = run
     return [found[c.key()] for c in configs]

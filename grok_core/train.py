@@ -2,14 +2,21 @@
 
 One step, for all runs together:
   1. the trunk (embeddings, attention, ...) is evaluated on the whole p x p grid, with grad;
-  2. under no-grad the head runs on every pair: train/test loss and accuracy, block and leftover
+  2. the head runs once on every pair: on each run's train rows with grad (the train loss), on
+     its test rows under no-grad; from the two, train/test loss and accuracy, block and leftover
      accuracy, MED and the weight norm are written into a device-side history buffer
      (entry s is the model *before* update s, as in the released code; no host sync);
-  3. the head runs again on each run's train rows only, and the train loss is backpropagated;
+  3. the train loss is backpropagated;
   4. AdamW (decoupled, one parameter group: weight decay on everything) with the warm-up
      multiplier min(s / warmup, 1), so the first update has lr 0 while Adam's moments still
      take the first gradient (spec section 5).
 Runs never mix: the loss is a sum of per-run losses and all kernels are batched over runs.
+
+The step is written without host synchronisation and without Python numbers that change from
+step to step: the step counter is a device tensor, and the warm-up multiplier and Adam's bias
+corrections are read from a per-step table computed once in float64 (the same float32 values
+torch's AdamW uses). On CUDA the whole step (forward, metrics, backward, AdamW) is captured once
+as a CUDA graph and replayed; the eager path runs the same code, so CPU and GPU follow one formula.
 """
 from __future__ import annotations
 
@@ -30,6 +37,44 @@ from .tasks import labels as task_labels
 
 BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "block_acc", "leftover_acc",
                 "med", "med_ref", "weight_norm")
+
+
+PRECISIONS = ("fp32", "tf32")
+
+
+def adamw_schedule(cfg: RunConfig) -> torch.Tensor:
+    """[n_steps, 3] float32: per step s, the warm-up multiplier min(s / warmup, 1) and Adam's bias
+    corrections 1 - beta1^(s+1) and sqrt(1 - beta2^(s+1)), computed in float64 like torch's AdamW."""
+    s = torch.arange(cfg.n_steps, dtype=torch.float64)
+    mult = torch.clamp(s / cfg.warmup_steps, max=1.0) if cfg.warmup_steps else torch.ones_like(s)
+    t = s + 1
+    bc1 = 1 - cfg.beta1 ** t
+    bc2 = torch.sqrt(1 - cfg.beta2 ** t)
+    return torch.stack([mult, bc1, bc2], -1).float()
+
+
+def estimate_bytes_per_run(cfg: RunConfig) -> int:
+    """Upper estimate of the device memory one run of a batch needs while training (float32).
+
+    Parameters with their gradient, Adam moments and AdamW temporaries; the history; the trunk's
+    grid tensors kept for backward; the metrics pass over all p^2 pairs (hidden layer, logits and
+    their log-softmax); the train forward and backward. Checked against measured peaks by the
+    bench script (bench/speed.py), which prints both.
+    """
+    from .models import build_model
+    N = cfg.p ** 2
+    n = int(cfg.frac_train * N)
+    P = build_model(cfg).layout.size
+    D, M, p = cfg.d_model, cfg.d_mlp, cfg.p
+    n_metrics = len(metric_names(cfg))
+    feat = M if cfg.model == "mlp" else D
+    grid_layers = cfg.n_layers if cfg.model == "transformer" else 1
+    floats = (8 * P + cfg.n_steps * n_metrics
+              + N * feat * (3 + 6 * grid_layers)                  # trunk grids, kept for backward
+              + N * (2 * M + 2 * feat + 4 * p + 8)                # metrics pass
+              + n * (4 * M + 4 * feat + 4 * p)                    # train forward and backward
+              + (N * 2 * M if cfg.model == "mlp" else 0))
+    return int(floats * 4)
 
 
 def default_device() -> torch.device:
@@ -73,8 +118,15 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> to
 class Trainer:
     """Trains a batch of runs that share p and model shape; any mix of seeds, splits, functions."""
 
-    def __init__(self, configs: list[RunConfig], device: torch.device | str | None = None):
+    def __init__(self, configs: list[RunConfig], device: torch.device | str | None = None,
+                 cuda_graph: bool | None = None, compile: bool = False, precision: str = "fp32"):
+        """cuda_graph: capture the step as a CUDA graph (default: on for CUDA devices).
+        compile: run the forward and AdamW through torch.compile (an option; off by default).
+        precision: "fp32" (strict, the default) or "tf32" (TF32 matmuls on CUDA: changes the numbers).
+        """
         check_batchable(configs)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} is not allowed; choose one of {PRECISIONS}")
         self.configs = list(configs)
         self.device = torch.device(device) if device is not None else default_device()
         cfg = self.cfg = configs[0]
@@ -94,11 +146,24 @@ class Trainer:
             self.train_w[r, :len(s.train_idx)] = 1.0 / len(s.train_idx)
         self.train_idx, self.train_w = self.train_idx.to(dev), self.train_w.to(dev)
         self.train_labels = torch.gather(self.labels, 1, self.train_idx)
+        n_test_max = max(len(s.test_idx) for s in splits)
+        self.test_idx = torch.zeros(R, n_test_max, dtype=torch.long)
+        test_real = torch.zeros(R, n_test_max)
+        for r, s in enumerate(splits):
+            self.test_idx[r, :len(s.test_idx)] = s.test_idx
+            test_real[r, :len(s.test_idx)] = 1.0
+        self.test_idx = self.test_idx.to(dev)
+        self.test_labels = torch.gather(self.labels, 1, self.test_idx)
+        train_real = (self.train_w > 0).float()
         # [r, N, 4] 0/1 membership of train / test / block / leftover (sums of 0/1 are exact in float32);
         # an empty part (no block in a random split) averages to NaN
         parts = torch.stack([torch.stack([s.train_mask, s.test_mask, s.block_mask & s.test_mask, s.leftover_mask], -1)
                              for s in splits]).float()
         counts = parts.sum(1)                                                                 # [r, 4]
+        # the same membership for the head's rows in their order: train rows, then test rows; padding 0
+        rows = torch.cat([self.train_idx.cpu(), self.test_idx.cpu()], 1)
+        real = torch.cat([train_real.cpu(), test_real], 1)
+        self.row_parts = (torch.gather(parts, 1, rows[..., None].expand(-1, -1, 4)) * real[..., None]).to(dev)
         self.parts = parts.to(dev)
         self.part_div = torch.where(counts > 0, counts, math.nan).to(dev)
         self.splits = splits
@@ -110,48 +175,107 @@ class Trainer:
         col = lambda name: torch.tensor([getattr(c, name) for c in configs], dtype=torch.float32, device=dev)[:, None]
         self.lr, self.wd = col("lr"), col("wd")
         self.step = 0
+        self.step_t = torch.zeros((), dtype=torch.long, device=dev)     # the same counter, on the device
+        self.sched = adamw_schedule(cfg).to(dev)                          # [n_steps, 3] float32
         self.history = torch.full((R, cfg.n_steps, len(self.metrics)), math.nan, device=dev)
+
+        self.precision = precision
+        self.use_graph = (self.device.type == "cuda") if cuda_graph is None else bool(cuda_graph)
+        if self.use_graph and self.device.type != "cuda":
+            raise ValueError("cuda_graph=True needs a CUDA device")
+        self.compiled = bool(compile)
+        self._forward_fn = torch.compile(self._forward, dynamic=False) if compile else self._forward
+        self._adamw_fn = torch.compile(self._adamw, dynamic=False) if compile else self._adamw
+        self._graph = None
 
     # -- one step -------------------------------------------------------------------------------------
     def _weights(self) -> dict[str, torch.Tensor]:
         return self.model.layout.views(self.flat) | self.buffers
 
-    @torch.no_grad()
-    def _record(self, w, feats, s: int):
+    def _forward(self, flat: torch.Tensor):
+        """Train loss (with grad) and the metrics row [run, n_metrics] of the model before this step's update.
+
+        The head runs once per pair: on the train rows with grad, on the test rows without.
+        """
         cfg = self.cfg
-        logits = self.model.head(w, feats)
-        loss = per_sample_loss(logits, self.labels, cfg.loss)
-        correct = (logits.argmax(-1) == self.labels).float()
-        L = torch.bmm(loss[:, None], self.parts)[:, 0] / self.part_div                        # [r, 4]
-        A = torch.bmm(correct[:, None], self.parts)[:, 0] / self.part_div
-        W_E = w["W_E"]
-        row = [L[:, 0], L[:, 1], A[:, 0], A[:, 1], A[:, 2], A[:, 3],
-               med(W_E, cfg.p), med_reference(W_E, cfg.p, cfg.operand_offset), weight_norm(self.flat)]
-        row += list(self.model.extra_measures(w, feats).values())
-        self.history[:, s] = torch.stack(row, -1)
-
-    def _adamw(self, grad: torch.Tensor):
-        cfg, s = self.cfg, self.step
-        mult = min(s / cfg.warmup_steps, 1.0) if cfg.warmup_steps else 1.0
-        lr = self.lr * mult                                                                   # [r, 1]
-        t = s + 1
-        with torch.no_grad():
-            self.flat.mul_(1 - lr * self.wd)
-            self.m.lerp_(grad, 1 - cfg.beta1)
-            self.v.mul_(cfg.beta2).addcmul_(grad, grad, value=1 - cfg.beta2)
-            denom = (self.v.sqrt() / math.sqrt(1 - cfg.beta2 ** t)).add_(1e-8)
-            self.flat.sub_(lr / (1 - cfg.beta1 ** t) * self.m / denom)
-
-    def train_step(self):
-        w = self._weights()
+        w = self.model.layout.views(flat) | self.buffers
         feats = self.model.trunk(w)
-        self._record(w, feats.detach(), self.step)
         F_dim = feats.shape[-1]
         rows = torch.gather(feats, 1, self.train_idx[..., None].expand(-1, -1, F_dim))
         logits = self.model.head(w, rows)
-        loss = (per_sample_loss(logits, self.train_labels, self.cfg.loss) * self.train_w).sum()
+        per_sample = per_sample_loss(logits, self.train_labels, cfg.loss)
+        loss = (per_sample * self.train_w).sum()
+        with torch.no_grad():
+            feats_d = feats.detach()
+            test_logits = self.model.head(w, torch.gather(feats_d, 1, self.test_idx[..., None].expand(-1, -1, F_dim)))
+            sample_loss = torch.cat([per_sample.detach(), per_sample_loss(test_logits, self.test_labels, cfg.loss)], 1)
+            correct = torch.cat([logits.detach().argmax(-1) == self.train_labels,
+                                 test_logits.argmax(-1) == self.test_labels], 1).float()
+            LA = torch.bmm(torch.stack([sample_loss, correct], 1), self.row_parts) / self.part_div[:, None]  # [r, 2, 4]
+            L, A = LA[:, 0], LA[:, 1]
+            W_E = w["W_E"]
+            row = [L[:, 0], L[:, 1], A[:, 0], A[:, 1], A[:, 2], A[:, 3],
+                   med(W_E, cfg.p), med_reference(W_E, cfg.p, cfg.operand_offset), weight_norm(flat.detach())]
+            row += list(self.model.extra_measures(w, feats_d).values())
+            row = torch.stack(row, -1)
+        return loss, row
+
+    @torch.no_grad()
+    def _adamw(self, grad: torch.Tensor, sched_row: torch.Tensor):
+        """torch's AdamW formula; sched_row [1, 3] = (warm-up multiplier, 1 - b1^t, sqrt(1 - b2^t))."""
+        cfg = self.cfg
+        lr = self.lr * sched_row[:, 0:1]                                                      # [r, 1]
+        self.flat.mul_(1 - lr * self.wd)
+        self.m.lerp_(grad, 1 - cfg.beta1)
+        self.v.mul_(cfg.beta2).addcmul_(grad, grad, value=1 - cfg.beta2)
+        denom = (self.v.sqrt() / sched_row[:, 2:3]).add_(1e-8)
+        self.flat.sub_(lr / sched_row[:, 1:2] * self.m / denom)
+
+    def _step_body(self):
+        """One step as device work only: no host sync, the step index read from self.step_t."""
+        k = self.step_t.view(1)
+        loss, row = self._forward_fn(self.flat)
+        self.history.index_copy_(1, k, row[:, None].to(self.history.dtype))
         (grad,) = torch.autograd.grad(loss, self.flat)
-        self._adamw(grad)
+        self._adamw_fn(grad, self.sched.index_select(0, k))
+        self.step_t.add_(1)
+
+    def _set_precision(self):
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
+
+    def _capture(self):
+        """Warm up on a side stream, capture one step, then put the state back as it was."""
+        saved = [t.detach().clone() for t in (self.flat, self.m, self.v, self.step_t)]
+        n_warm = min(2, self.cfg.n_steps)
+        hist = self.history[:, :n_warm].clone()
+        self.step_t.zero_()
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(n_warm):
+                self._step_body()
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        self.step_t.zero_()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step_body()
+        with torch.no_grad():
+            for t, v in zip((self.flat, self.m, self.v, self.step_t), saved):
+                t.copy_(v)
+            self.history[:, :n_warm] = hist
+        self._graph = graph
+
+    def train_step(self):
+        if self.done:
+            raise RuntimeError(f"all {self.cfg.n_steps} steps are done")
+        self._set_precision()
+        if self.use_graph:
+            if self._graph is None:
+                self._capture()
+            self._graph.replay()
+        else:
+            self._step_body()
         self.step += 1
 
     # -- loop, checkpoints ----------------------------------------------------------------------------
@@ -200,6 +324,7 @@ class Trainer:
         self.m.copy_(state["m"])
         self.v.copy_(state["v"])
         self.step = int(state["step"])
+        self.step_t.fill_(self.step)
         self.history[:, :self.step] = state["history"].to(self.device)
 
     def save_checkpoint(self, path: str | Path):

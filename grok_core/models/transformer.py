@@ -28,6 +28,21 @@ def _bias(b, x):
     return b.view(b.shape[0], *([1] * (x.dim() - 2)), b.shape[-1])
 
 
+def _mix_heads(attn, vo):
+    """sum_h attn[r, i, j, h] * vo[r, i|1, j|1, h, d] -> [r, i, j, d].
+
+    On CUDA one einsum (batched matmuls with 4 = n_heads terms). On the CPU a plain loop over
+    heads: the CPU's batched matmul is very slow on the strided operands this einsum and its
+    backward produce (seconds instead of milliseconds at p=97).
+    """
+    if attn.device.type == "cuda":
+        return torch.einsum("rijh,rijhd->rijd", attn, vo)
+    out = attn[..., 0, None] * vo[..., 0, :]
+    for h in range(1, attn.shape[-1]):
+        out = out + attn[..., h, None] * vo[..., h, :]
+    return out
+
+
 class Transformer:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
@@ -69,11 +84,21 @@ class Transformer:
         return _linear(h, w[f"{l}.W_out"]) + _bias(w[f"{l}.b_out"], x)
 
     def _attend(self, w, l, xs, queries):
-        """Causal attention outputs for the query positions, each broadcastable to [r, i, j, d]."""
+        """Causal attention outputs for the query positions, each broadcastable to [r, i, j, d].
+
+        A key position whose state is still a table (it depends on i alone, on j alone, or on
+        neither) contributes attn * (v W_O), with the value-output product v W_O formed on the
+        table (p rows per head) and mixed in by an einsum over heads that broadcasts the table.
+        Only positions whose state is already a full grid take the z -> z W_O route.
+        """
         WQ, WK, WV, WO = (w[f"{l}.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))
         n_keys = max(queries) + 1
         keys = [torch.einsum("r...d,rhde->r...he", xs[s], WK) for s in range(n_keys)]
         vals = [torch.einsum("r...d,rhde->r...he", xs[s], WV) for s in range(n_keys)]
+        # the v W_O tables pay off on CUDA; on the CPU the z -> z W_O route is faster (its batched
+        # matmuls over heads are slow there), so the CPU takes it for every key
+        table = [xs[s].device.type == "cuda" and (xs[s].shape[1] == 1 or xs[s].shape[2] == 1) for s in range(n_keys)]
+        vo = [torch.einsum("r...he,rhed->r...hd", vals[s], WO) if table[s] else None for s in range(n_keys)]
         scale = math.sqrt(WQ.shape[-1])
         outs = {}
         for q in queries:
@@ -81,8 +106,18 @@ class Transformer:
             # keys after q are masked out in the released code (-1e10 before softmax), i.e. weight 0
             scores = torch.broadcast_tensors(*[(query * keys[s]).sum(-1) / scale for s in range(q + 1)])
             attn = torch.softmax(torch.stack(scores, -1), dim=-1)            # [r, i, j, h, key]
-            z = sum(attn[..., s, None] * vals[s] for s in range(q + 1))      # [r, i, j, h, e]
-            outs[q] = torch.einsum("r...he,rhed->r...d", z, WO)
+            out, z = None, None
+            for s in range(q + 1):
+                if table[s]:
+                    term = _mix_heads(attn[..., s], vo[s])
+                    out = term if out is None else out + term
+                else:
+                    term = attn[..., s, None] * vals[s]                        # [r, i, j, h, e]
+                    z = term if z is None else z + term
+            if z is not None:
+                term = torch.einsum("r...he,rhed->r...d", z, WO)
+                out = term if out is None else out + term
+            outs[q] = out
         return outs
 
     def trunk(self, w: dict) -> torch.Tensor:
@@ -104,7 +139,8 @@ class Transformer:
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
         """Last MLP and unembedding on rows of trunk features: [run, n, d_model] -> logits [run, n, p]."""
         l = self.cfg.n_layers - 1
-        x = feats + self._mlp(w, l, feats)
+        h = self.act(torch.baddbmm(w[f"{l}.b_in"][:, None], feats, w[f"{l}.W_in"]))
+        x = torch.baddbmm(feats + w[f"{l}.b_out"][:, None], h, w[f"{l}.W_out"])    # residual + MLP output
         return torch.bmm(x, w["W_U"])
 
     def extra_measures(self, w: dict, feats: torch.Tensor) -> dict[str, torch.Tensor]:

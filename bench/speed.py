@@ -1,0 +1,563 @@
+"""Training speed: the released code's step beside ours, alone and batched, with the arithmetic bound.
+
+Usage (from the repository root):
+    python bench/speed.py --ref .ref/Grokking-Insight --out bench/results      # on a CUDA machine
+    python bench/speed.py --device cpu --threads 2 --only cpu                   # the CPU figure
+
+--ref is a checkout of the released code (github.com/Qihuai27/Grokking-Insight); it is imported
+and driven through its own Trainer.do_a_training_step, unmodified; only its Config is built with
+the device and the setting below. It is never part of this repository.
+
+Setting (the issue's): 1-layer transformer, d_model 128, 4 heads, d_mlp 512, x+y mod 97,
+random split, frac 0.3, full batch, every metric every step, float32 with TF32 off.
+
+Printed and written under --out: one table (ms per run-step, run-steps/s, ratio to the released
+code, achieved FLOP/s, fraction of the fp32 bound, memory per run), the ideas measured and which
+were kept, a faithfulness check (alone vs batched vs CPU over the first 100 steps), a TF32
+grokking-curve check, and the estimate for the paper's whole modular programme.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from grok_core.config import RunConfig                                     # noqa: E402
+from grok_core.models import build_model                                   # noqa: E402
+from grok_core.train import Trainer, estimate_bytes_per_run, per_sample_loss, set_strict_fp32   # noqa: E402
+
+BASE = RunConfig(p=97, frac_train=0.3, n_layers=1, d_model=128, n_heads=4, n_steps=30000)
+LINES: list[str] = []
+
+
+def say(*args):
+    line = " ".join(str(a) for a in args)
+    print(line, flush=True)
+    LINES.append(line)
+
+
+# -- arithmetic ---------------------------------------------------------------------------------------
+def per_sample_flops(cfg: RunConfig) -> float:
+    """Forward FLOPs per (i, j) sample that cannot be shared between samples.
+
+    Work that depends on one token only (embeddings, keys/values of positions 0 and 1 while they
+    are still per-token tables, the MLP's first layer in the embedding MLP) is shared by p samples
+    and left out. Transformer: only the '=' position feeds the logits; earlier layers must also
+    carry position 1 (which sees both operands after the first attention) on the grid.
+    """
+    D, M, H, p = cfg.d_model, cfg.d_mlp, cfg.n_heads, cfg.p
+    if cfg.model == "mlp":
+        return 2 * M * M + 2 * M * p + 2 * M          # hidden 2, output, the sum of the three tables
+    f = 0.0
+    for l in range(cfg.n_layers):
+        last = l == cfg.n_layers - 1
+        grid_pos = [2] if last else [1, 2]            # positions whose state depends on (i, j)
+        if l == 0:
+            f += sum(2 * (q + 1) * H * D for q in grid_pos)        # attn-weighted sum of v W_O tables
+        else:
+            n_kv = 2                                               # keys/values of grid positions 1, 2
+            f += n_kv * 2 * 2 * D * D                              # K, V projections
+            f += len(grid_pos) * (2 * D * D + 2 * D * D)           # Q projection, W_O
+            f += sum(4 * (q + 1) * D for q in grid_pos)            # scores and mix
+        f += len(grid_pos) * 4 * D * M                              # MLP
+    return f + 2 * D * p                                            # unembedding at '='
+
+
+def step_flops(cfg: RunConfig) -> float:
+    """Bound per run-step: one forward on every pair (train and test metrics, train loss), backward (2x) on the train rows."""
+    N = cfg.p ** 2
+    n = int(cfg.frac_train * N)
+    return per_sample_flops(cfg) * (N + 2 * n)
+
+
+def measure_fp32_rate(dev) -> float:
+    """FLOP/s of a large float32 matrix product with TF32 off (the fp32 ceiling used for the bound)."""
+    n = 8192
+    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+    for _ in range(2):
+        a @ b
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(5):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        a @ b
+        e1.record()
+        torch.cuda.synchronize()
+        times.append(e0.elapsed_time(e1) / 1e3)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+# -- timing ---------------------------------------------------------------------------------------------
+def sync(dev):
+    if torch.device(dev).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_steps(step, dev, n_steps: int, repeats: int = 3) -> float:
+    """Median seconds per call of step() over `repeats` timed blocks of n_steps calls."""
+    times = []
+    for _ in range(repeats):
+        sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(n_steps):
+            step()
+        sync(dev)
+        times.append((time.perf_counter() - t0) / n_steps)
+    return statistics.median(times)
+
+
+def configs_for(cfg: RunConfig, R: int) -> list[RunConfig]:
+    return [cfg.replace(init_seed=r, split_seed=r) for r in range(R)]
+
+
+def time_ours(cfg: RunConfig, R: int, dev, n_steps: int = 20, trainer_cls=Trainer, **kw) -> dict:
+    """Build a Trainer of R runs, warm it up (graph capture, compilation), time n_steps steps."""
+    cuda = torch.device(dev).type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    t0 = time.perf_counter()
+    tr = trainer_cls(configs_for(cfg, R), dev, **kw)
+    for _ in range(3):
+        tr.train_step()
+    sync(dev)
+    warm = time.perf_counter() - t0
+    s = time_steps(tr.train_step, dev, n_steps)
+    out = {"runs": R, "ms_per_step": s * 1e3, "ms_per_run_step": s * 1e3 / R, "run_steps_per_s": R / s,
+           "warmup_s": round(warm, 2)}
+    if cuda:
+        out["mem_per_run_MB"] = (torch.cuda.max_memory_allocated() - base) / R / 2 ** 20
+        out["mem_estimate_per_run_MB"] = estimate_bytes_per_run(cfg) / 2 ** 20
+    del tr
+    return out
+
+
+# -- the released code -------------------------------------------------------------------------------
+def load_reference(ref: Path, rel: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, ref / rel)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def time_reference(ref: Path, which: str, dev, n_steps: int = 20) -> dict:
+    """One run of the released code: its Trainer and do_a_training_step, as written; Config set to our setting."""
+    rel = "MLP/base.py" if which == "mlp" else "transformer/base.py"
+    mod = load_reference(ref, rel, f"released_{which}")
+    layers = {"1layer": 1, "2layer": 2, "mlp": 2}[which]
+    config = mod.Config(p=97, d_vocab=98, frac_train=0.3, num_layers=layers, seed=0, device=torch.device(dev))
+    mod.config = config          # its forward and its step read a module-level `config`, as its __main__ sets
+    world = mod.Trainer(config=config)
+    epoch = [0]
+
+    def step():
+        with contextlib.redirect_stdout(io.StringIO()):
+            world.do_a_training_step(epoch[0])
+        epoch[0] += 1
+
+    for _ in range(3):
+        step()
+    s = time_steps(step, dev, n_steps)
+    return {"runs": 1, "ms_per_step": s * 1e3, "ms_per_run_step": s * 1e3, "run_steps_per_s": 1 / s}
+
+
+# -- ideas measured beside the kept design --------------------------------------------------------------
+class TableBackwardTrainer(Trainer):
+    """Idea: one head pass over the whole p x p table with grad; train loss = weighted table loss,
+    metrics from the same logits. Fewer kernels, but the backward runs over all p^2 pairs."""
+
+    def _forward(self, flat):
+        w = self.model.layout.views(flat) | self.buffers
+        feats = self.model.trunk(w)
+        logits = self.model.head(w, feats)
+        loss_all = per_sample_loss(logits, self.labels, self.cfg.loss)
+        if not hasattr(self, "_w_table"):
+            self._w_table = torch.zeros_like(loss_all).scatter_(1, self.train_idx, self.train_w)
+        loss = (loss_all * self._w_table).sum()
+        with torch.no_grad():
+            from grok_core.measures import med, med_reference, weight_norm
+            cfg, lg = self.cfg, logits.detach()
+            correct = (lg.argmax(-1) == self.labels).float()
+            LA = torch.bmm(torch.stack([loss_all.detach(), correct], 1), self.parts) / self.part_div[:, None]
+            W_E = w["W_E"].detach()
+            row = [LA[:, 0, 0], LA[:, 0, 1], LA[:, 1, 0], LA[:, 1, 1], LA[:, 1, 2], LA[:, 1, 3],
+                   med(W_E, cfg.p), med_reference(W_E, cfg.p, cfg.operand_offset), weight_norm(flat.detach())]
+            row += list(self.model.extra_measures(w, feats.detach()).values())
+        return loss, torch.stack(row, -1)
+
+
+class SyncEveryStepTrainer(Trainer):
+    """Idea check: the same eager step, plus one host read per step (as the released code does with .item())."""
+
+    def train_step(self):
+        super().train_step()
+        self.history[0, self.step - 1, 0].item()
+
+
+def time_adamw_variants(cfg: RunConfig, R: int, dev) -> dict:
+    """Optimiser alone on [R, P]: our hand-written AdamW (per-run lr/wd) vs torch's fused and foreach AdamW."""
+    out = {}
+    tr = Trainer(configs_for(cfg, 2), dev, cuda_graph=False)
+    P = tr.flat.shape[1]
+    del tr
+    flat = torch.randn(R, P, device=dev)
+    grad = torch.randn_like(flat)
+    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
+    lr = torch.full((R, 1), 1e-3, device=dev)
+    wd = torch.ones(R, 1, device=dev)
+    row = torch.tensor([[1.0, 0.1, 0.1]], device=dev)
+
+    def ours():
+        with torch.no_grad():
+            lr_ = lr * row[:, 0:1]
+            flat.mul_(1 - lr_ * wd)
+            m.lerp_(grad, 0.1)
+            v.mul_(0.98).addcmul_(grad, grad, value=0.02)
+            denom = (v.sqrt() / row[:, 2:3]).add_(1e-8)
+            flat.sub_(lr_ / row[:, 1:2] * m / denom)
+
+    out["ours_ms"] = time_steps(ours, dev, 20) * 1e3
+    for kind in ("fused", "foreach"):
+        p = torch.nn.Parameter(torch.randn(R, P, device=dev))
+        p.grad = torch.randn_like(p)
+        opt = torch.optim.AdamW([p], lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), **{kind: True})
+        out[f"torch_{kind}_ms"] = time_steps(opt.step, dev, 20) * 1e3
+    return out
+
+
+# -- checks -----------------------------------------------------------------------------------------
+FAITH_TOL = {"rel": 1e-2, "acc": 0.02}     # losses, MED, weight norm: relative; accuracies: absolute
+
+
+def faithfulness(dev, steps: int = 100) -> dict:
+    """The same config alone and inside a batch, on the GPU (graph) and on the CPU (eager), over `steps` steps."""
+    cfg = BASE.replace(n_steps=steps, init_seed=3, split_seed=3)
+    others = [cfg.replace(init_seed=10 + r, split_seed=10 + r, frac_train=0.3 + 0.05 * r) for r in range(7)]
+    hists = {}
+    for name, cfgs, d in [("gpu_alone", [cfg], dev), ("gpu_batched", others[:3] + [cfg] + others[3:], dev),
+                          ("cpu_alone", [cfg], "cpu")]:
+        tr = Trainer(cfgs, d)
+        tr.run(progress=False)
+        hists[name] = tr.histories()[cfgs.index(cfg)]
+    out = {}
+    for a, b in [("gpu_alone", "gpu_batched"), ("gpu_alone", "cpu_alone")]:
+        diffs = {}
+        for metric in ("train_loss", "test_loss", "med", "weight_norm", "train_acc", "test_acc"):
+            for n in (10, steps):
+                x, y = hists[a][metric][:n], hists[b][metric][:n]
+                d = abs(x - y).max()
+                # accuracies: absolute (a fraction of pairs); the rest relative to the largest value
+                diffs[f"{metric}@{n}"] = float(d if metric.endswith("acc") else d / max(1e-12, abs(y).max()))
+        out[f"{a} vs {b}"] = diffs
+    out["tolerance"] = FAITH_TOL
+    out["pass"] = all(v <= FAITH_TOL["acc" if k.split("@")[0].endswith("acc") else "rel"]
+                      for pair, d in out.items() if " vs " in pair for k, v in d.items())
+    return out
+
+
+def test95(h, thresh=0.95):
+    idx = (h["test_acc"] >= thresh).nonzero()[0]
+    return int(idx[0]) if len(idx) else None
+
+
+def tf32_curve_check(dev, steps: int = 2500) -> dict:
+    """8 seeds of a setting that groks quickly (p=47, frac 0.6, lr 1e-3), fp32 vs tf32: steps to test acc 0.95."""
+    cfg = RunConfig(p=47, frac_train=0.6, lr=1e-3, n_steps=steps)
+    out = {}
+    for prec in ("fp32", "tf32", "fp32, each run alone"):
+        t0 = time.perf_counter()
+        if prec.startswith("fp32, each"):
+            hs = []
+            for c in configs_for(cfg, 8):
+                tr = Trainer([c], dev)
+                tr.run(progress=False)
+                hs += tr.histories()
+        else:
+            tr = Trainer(configs_for(cfg, 8), dev, precision=prec)
+            tr.run(progress=False)
+            hs = tr.histories()
+        out[prec] = {"test95_step": [test95(h) for h in hs], "final_test_acc": [round(float(h["test_acc"][-1]), 4) for h in hs],
+                     "wall_s": round(time.perf_counter() - t0, 2)}
+    set_strict_fp32()
+    return out
+
+
+# -- the paper's modular programme --------------------------------------------------------------------------
+def programme() -> list[tuple[str, RunConfig, int]]:
+    """(figure, config, number of configs of that shape); 8 seeds each, 30000 steps (spec section 11)."""
+    T = BASE
+    return [
+        ("Table 1 (square k x7, strip t x4)", T, 11),
+        ("Fig 2 depth 1", T, 1),
+        ("Fig 2 depth 2", T.replace(n_layers=2), 1),
+        ("Fig 2 depth 3", T.replace(n_layers=3), 1),
+        ("Fig 2 depth 4", T.replace(n_layers=4), 1),
+        ("Fig 4 x^2+xy+y^2, frac 0.5-0.7", T.replace(fn="x2_xy_y2", frac_train=0.6), 3),
+        ("Fig 5 p=47", T.replace(p=47), 1),
+        ("Fig 5 p=97", T, 1),
+        ("Fig 5 p=211", T.replace(p=211), 1),
+        ("Fig 5 p=379", T.replace(p=379), 1),
+        ("Figs 8-11 MLP p=97", T.replace(model="mlp", n_layers=1), 3),
+        ("Figs 8-11 MLP p=43", T.replace(model="mlp", n_layers=1, p=43), 1),
+        ("Figs 8-11 transformer p=43", T.replace(p=43), 1),
+        ("Figs 8-11 d_model 256, d_mlp 512", T.replace(d_model=256, d_mlp=512), 2),
+        ("Figs 8-11 d_model 256, d_mlp 1024", T.replace(d_model=256, d_mlp=1024), 1),
+        ("Figs 12-19 d_model 128", T, 6),
+        ("Figs 12-19 d_model 256", T.replace(d_model=256, d_mlp=512), 2),
+        ("Fig 20 random / Toeplitz x3 fracs", T, 6),
+    ]
+
+
+def estimate_programme(dev, seeds: int = 8, steps: int = 30000, max_batch: int = 64) -> dict:
+    """Time each distinct shape at the batch size the programme would use; add up seeds x steps x rate."""
+    from grok_core.runner import runs_that_fit
+    shapes: dict[tuple, list] = {}
+    for name, cfg, n in programme():
+        shapes.setdefault(cfg.batch_key(), [cfg, 0, []])
+        shapes[cfg.batch_key()][1] += n * seeds
+        shapes[cfg.batch_key()][2].append(name)
+    rows, total = [], 0.0
+    for cfg, n_runs, names in shapes.values():
+        fit = runs_that_fit(cfg, dev) or max_batch
+        R = min(n_runs, max_batch, fit)
+        r = time_ours(cfg, R, dev, n_steps=10)
+        secs = n_runs * steps * r["ms_per_run_step"] / 1e3
+        total += secs
+        rows.append({"shape": f"{cfg.model} p={cfg.p} L={cfg.n_layers} D={cfg.d_model} M={cfg.d_mlp}",
+                     "runs": n_runs, "batch": R, "ms_per_run_step": r["ms_per_run_step"],
+                     "mem_per_run_MB": r.get("mem_per_run_MB"), "mem_estimate_per_run_MB": r.get("mem_estimate_per_run_MB"),
+                     "minutes": secs / 60, "figures": names})
+    return {"rows": rows, "total_minutes": total / 60, "n_configs": sum(n for _, _, n in programme()),
+            "seeds": seeds, "steps": steps}
+
+
+@contextlib.contextmanager
+def guard(label: str):
+    """A failing part is reported and the others still run."""
+    try:
+        yield
+    except Exception as err:    # noqa: BLE001
+        import traceback
+        say(f"  {label}: failed: {type(err).__name__}: {str(err)[:400]}")
+        traceback.print_exc()
+
+
+# -- main ---------------------------------------------------------------------------------------------
+def fmt(x, nd=3):
+    return "-" if x is None else (f"{x:,.{nd}f}" if isinstance(x, float) else str(x))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--ref", type=Path, default=ROOT / ".ref" / "Grokking-Insight",
+                    help="checkout of the released code (not part of this repository)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,programme,cpu")
+    ap.add_argument("--runs", default="1,8,64,256")
+    ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32 (numbers not comparable)")
+    args = ap.parse_args()
+    if args.quick:
+        global BASE
+        BASE = BASE.replace(p=23, d_model=32)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_strict_fp32()
+    dev = torch.device(args.device)
+    parts = set(args.only.split(",")) if args.only != "all" else {"ref", "ours", "batched", "variants", "ideas",
+                                                                    "compile", "check", "tf32", "programme", "profile"}
+    cuda = dev.type == "cuda"
+    name = torch.cuda.get_device_name(dev) if cuda else f"cpu {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    res = {"device": name, "torch": torch.__version__, "python": platform.python_version(), "precision": "fp32 (TF32 off)",
+           "setting": "1-layer transformer, d_model 128, 4 heads, d_mlp 512, x+y mod 97, random split frac 0.3, "
+                      "full batch, all metrics every step"}
+    say(f"device: {name}   torch {torch.__version__}   TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
+
+    res["flop_per_sample_fwd"] = per_sample_flops(BASE)
+    res["flop_per_run_step"] = step_flops(BASE)
+    say(f"arithmetic: {per_sample_flops(BASE) / 1e6:.3f} MFLOP per sample forward (cls position only); "
+        f"{step_flops(BASE) / 1e9:.2f} GFLOP per run-step (forward on all p^2 pairs + backward on the train rows)")
+    if cuda:
+        rate = measure_fp32_rate(dev)
+        res["fp32_matmul_flop_per_s"] = rate
+        res["bound_ms_per_run_step"] = step_flops(BASE) / rate * 1e3
+        res["bound_run_steps_per_s"] = rate / step_flops(BASE)
+        say(f"fp32 ceiling (8192^3 matmul, TF32 off): {rate / 1e12:.1f} TFLOP/s -> bound "
+            f"{res['bound_ms_per_run_step']:.4f} ms per run-step = {res['bound_run_steps_per_s']:,.0f} run-steps/s")
+    table = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    tag = "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()[:40]
+
+    def dump():
+        res["table"] = table
+        (args.out / f"speed_{tag}.json").write_text(json.dumps(res, indent=1, default=str))
+        (args.out / f"speed_{tag}.txt").write_text("\n".join(LINES) + "\n")
+
+    def add(label, cfg, r, ref_ms=None):
+        flop = step_flops(cfg)
+        ach = flop / (r["ms_per_run_step"] / 1e3)
+        r = dict(r, label=label, achieved_flop_per_s=ach)
+        if "fp32_matmul_flop_per_s" in res:
+            r["fraction_of_bound"] = ach / res["fp32_matmul_flop_per_s"]
+        if ref_ms:
+            r["speedup_vs_reference"] = ref_ms / r["ms_per_run_step"]
+        table.append(r)
+        say(f"  {label:<44} {r['ms_per_run_step']:9.4f} ms/run-step {r['run_steps_per_s']:10,.1f} run-steps/s"
+            + (f"  x{r['speedup_vs_reference']:,.0f} vs released" if ref_ms else "")
+            + f"  {ach / 1e12:6.2f} TFLOP/s" + (f" ({r['fraction_of_bound']:.0%} of bound)" if "fraction_of_bound" in r else "")
+            + (f"  {r['mem_per_run_MB']:.0f} MB/run (est. {r['mem_estimate_per_run_MB']:.0f})" if "mem_per_run_MB" in r else ""))
+        return r
+
+    ref = {}
+    if "ref" in parts:
+        with guard("ref"):
+            say("(a) released code, one run per process, its own training step:")
+            for which, cfg in [("1layer", BASE), ("2layer", BASE.replace(n_layers=2)), ("mlp", BASE.replace(model="mlp"))]:
+                try:
+                    r = time_reference(args.ref, which, dev)
+                    ref[which] = r["ms_per_step"]
+                    add(f"released {which}", cfg, r)
+                except Exception as err:    # noqa: BLE001 - report and go on
+                    say(f"  released {which}: failed: {type(err).__name__}: {err}")
+            res["reference_ms_per_step"] = ref.get("1layer")
+            res["reference"] = ref
+        dump()
+    ref1 = ref.get("1layer")
+
+    if "ours" in parts:
+        with guard("ours"):
+            say("(b) ours, one run:")
+            r = add("ours 1-layer, R=1", BASE, time_ours(BASE, 1, dev, n_steps=50 if cuda else 5), ref1)
+            res["single_ms_per_step"] = r["ms_per_step"]
+            res["single_30000_steps_s"] = r["ms_per_step"] * 30
+        dump()
+    if "batched" in parts:
+        with guard("batched"):
+            say("(c) ours, batched:")
+            res["batched"] = {}
+            for R in [int(x) for x in args.runs.split(",")]:
+                r = add(f"ours 1-layer, R={R}", BASE, time_ours(BASE, R, dev, n_steps=max(5, 200 // R)), ref1)
+                res["batched"][str(R)] = r["run_steps_per_s"]
+        dump()
+    if "variants" in parts:
+        with guard("variants"):
+            say("(d) 2-layer and MLP:")
+            res["variants"] = {}
+            for which, cfg in [("2layer", BASE.replace(n_layers=2)), ("mlp", BASE.replace(model="mlp"))]:
+                for R in (1, 64):
+                    r = add(f"ours {which}, R={R}", cfg, time_ours(cfg, R, dev, n_steps=max(5, 100 // R)), ref.get(which))
+                    res["variants"][f"{which} R={R}"] = r
+        dump()
+    if "ideas" in parts and cuda:
+        with guard("ideas"):
+            say("ideas (kept ones are in grok_core; see the notes below the table):")
+            ideas = {}
+            for R in (1, 64):
+                n = max(5, 100 // R)
+                ideas[f"graph R={R}"] = add(f"  CUDA graph (kept), R={R}", BASE, time_ours(BASE, R, dev, n))
+                ideas[f"eager R={R}"] = add(f"  eager, no graph, R={R}", BASE, time_ours(BASE, R, dev, n, cuda_graph=False))
+                ideas[f"eager+sync R={R}"] = add(f"  eager + one host read per step, R={R}", BASE,
+                                                 time_ours(BASE, R, dev, n, trainer_cls=SyncEveryStepTrainer, cuda_graph=False))
+                ideas[f"table-backward R={R}"] = add(f"  head backward over the whole table, R={R}", BASE,
+                                                     time_ours(BASE, R, dev, n, trainer_cls=TableBackwardTrainer))
+                ideas[f"tf32 R={R}"] = add(f"  TF32 matmuls (option, off), R={R}", BASE, time_ours(BASE, R, dev, n, precision="tf32"))
+                set_strict_fp32()
+            ideas["tf32 R=256"] = add("  TF32 matmuls (option, off), R=256", BASE, time_ours(BASE, 256, dev, 5, precision="tf32"))
+            set_strict_fp32()
+            ad = time_adamw_variants(BASE, 64, dev)
+            ideas["adamw R=64"] = ad
+            say(f"  AdamW alone, R=64: ours {ad['ours_ms']:.3f} ms, torch fused {ad['torch_fused_ms']:.3f} ms, "
+                f"torch foreach {ad['torch_foreach_ms']:.3f} ms per step")
+            res["ideas"] = ideas
+        dump()
+    if "check" in parts and (cuda or args.quick):
+        with guard("check"):
+            say("faithfulness over the first 100 steps (max |a-b| / max |b| per metric):")
+            res["faithfulness"] = faithfulness(dev)
+            for k, d in res["faithfulness"].items():
+                if " vs " in k:
+                    say(f"  {k}: " + ", ".join(f"{m} {v:.1e}" for m, v in d.items()))
+            say(f"  tolerance {FAITH_TOL} (relative for losses, MED, weight norm; absolute for accuracies): "
+                + ("pass" if res["faithfulness"]["pass"] else "FAIL"))
+        dump()
+    if "tf32" in parts and (cuda or args.quick):
+        with guard("tf32"):
+            say("TF32 grokking-curve check (p=47, frac 0.6, lr 1e-3, 8 seeds): first step with test acc >= 0.95; "
+                "'fp32, each run alone' is the control: the same fp32 runs with other kernels (batch of 1)")
+            res["tf32_check"] = tf32_curve_check(dev, steps=30 if args.quick else 2500)
+            for k, d in res["tf32_check"].items():
+                say(f"  {k}: {d['test95_step']}  final test acc {d['final_test_acc']}")
+        dump()
+    if "programme" in parts and cuda:
+        with guard("programme"):
+            say("the paper's modular programme (8 seeds x 30000 steps per config), timed per shape at its batch size:")
+            est = estimate_programme(dev)
+            res["programme"] = est
+            for row in est["rows"]:
+                say(f"  {row['shape']:<40} {row['runs']:4d} runs in batches of {row['batch']:3d}: "
+                    f"{row['ms_per_run_step']:.4f} ms/run-step, {fmt(row['mem_per_run_MB'], 0)} MB/run "
+                    f"(est. {fmt(row['mem_estimate_per_run_MB'], 0)}) -> {row['minutes']:.1f} min")
+            say(f"  total for {est['n_configs']} configs x {est['seeds']} seeds: {est['total_minutes']:.1f} minutes")
+        dump()
+    if "profile" in parts and cuda:
+        with guard("profile"):
+            from torch.profiler import ProfilerActivity, profile
+            for R in (1, 64):
+                tr = Trainer(configs_for(BASE, R), dev, cuda_graph=False)
+                for _ in range(3):
+                    tr.train_step()
+                sync(dev)
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    for _ in range(5):
+                        tr.train_step()
+                    sync(dev)
+                tab = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25)
+                (args.out / f"profile_R{R}.txt").write_text(tab)
+                say(f"profile, eager, R={R}, 5 steps:")
+                for line in tab.splitlines()[:20]:
+                    say("   " + line[:160])
+                del tr
+        dump()
+    if "compile" in parts and cuda:
+        with guard("compile"):
+            say("torch.compile (option, off by default):")
+            comp = {}
+            for R in (1, 64, 256):
+                try:
+                    comp[f"compile R={R}"] = add(f"  torch.compile + CUDA graph, R={R}", BASE,
+                                                 time_ours(BASE, R, dev, max(5, 100 // R), compile=True))
+                except Exception as err:    # noqa: BLE001
+                    say(f"  torch.compile R={R}: failed: {type(err).__name__}: {str(err)[:300]}")
+            res.setdefault("ideas", {}).update(comp)
+        dump()
+    if "cpu" in parts:
+        with guard("cpu"):
+            say(f"CPU, one run ({torch.get_num_threads()} threads):")
+            r = add("ours 1-layer, R=1, CPU", BASE, time_ours(BASE, 1, "cpu", n_steps=10))
+            res["cpu_ms_per_step"] = r["ms_per_step"]
+            res["cpu_threads"] = torch.get_num_threads()
+
+        dump()
+    say(f"written: {args.out / f'speed_{tag}.json'}")
+    dump()
+
+
+if __name__ == "__main__":
+    main()
