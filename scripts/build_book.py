@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -52,8 +50,16 @@ def env() -> dict:
     return e
 
 
+def rel(path: Path) -> str:
+    """Paths relative to the repository, so executed notebooks record no machine-specific folders."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def papermill(src: Path, dst: Path, params: dict) -> tuple[int, str]:
-    cmd = [str(BIN / "papermill"), "-k", "python3", "--cwd", str(NB_DIR), str(src), str(dst), "--no-progress-bar"]
+    cmd = [str(BIN / "papermill"), "-k", "python3", "--cwd", rel(NB_DIR), rel(src), rel(dst), "--no-progress-bar"]
     for k, v in params.items():
         cmd += ["-p", k, str(v)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True)
@@ -75,15 +81,13 @@ def execute(name: str, profile: str, out_dir: Path, gpu: bool) -> dict:
     t0 = time.time()
     used, note = profile, ""
     if profile == "auto":
-        with tempfile.TemporaryDirectory() as tmp:
-            probe = Path(tmp) / f"{name}.ipynb"
-            rc, log = papermill(src, probe, {"profile": "paper", "train": False})
-            if rc == 0:
-                dst.write_bytes(probe.read_bytes())
-                return {"name": name, "profile": "paper", "seconds": time.time() - t0,
-                        "note": "nothing it needs is missing from the run store"}
-            if not missing_runs(log):
-                raise SystemExit(f"{name}: failed while loading stored runs: {error_summary(log)}")
+        rc, log = papermill(src, dst, {"profile": "paper", "train": False})
+        if rc == 0:
+            return {"name": name, "profile": "paper", "seconds": time.time() - t0,
+                    "note": "nothing it needs is missing from the run store"}
+        if not missing_runs(log):
+            print(log[-3000:], file=sys.stderr)
+            raise SystemExit(f"{name}: failed while loading stored runs: {error_summary(log)}")
         used = "paper" if gpu else "quick"
         note = "paper runs missing from the store; " + ("training them on the GPU" if gpu else "no GPU: quick profile")
     rc, log = papermill(src, dst, {"profile": used})
@@ -91,6 +95,19 @@ def execute(name: str, profile: str, out_dir: Path, gpu: bool) -> dict:
         print(log[-3000:], file=sys.stderr)
         raise SystemExit(f"{name}: papermill failed with the {used} profile: {error_summary(log)}")
     return {"name": name, "profile": used, "seconds": time.time() - t0, "note": note}
+
+
+def strip_images(path: Path):
+    """Drop PNG data from a reference notebook: nbval does not compare images, and they are most of its size."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data:
+                del data["image/png"]
+    nbformat.write(nb, path)
 
 
 def write_build_info(results: list[dict]):
@@ -140,6 +157,8 @@ def main(argv=None):
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} ...", end=" ", flush=True)
         r = execute(name, profile, out_dir, gpu)
+        if args.refs:
+            strip_images(out_dir / f"{name}.ipynb")
         results.append(r)
         print(f"{r['profile']} profile, {r['seconds']:.1f} s" + (f" ({r['note']})" if r["note"] else ""), flush=True)
     print(f"Executed {len(names)} notebook(s) in {time.time() - t_all:.0f} s")
