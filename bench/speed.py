@@ -486,6 +486,25 @@ def main():
             say(f"  AdamW alone, R=64: ours {ad['ours_ms']:.3f} ms, torch fused {ad['torch_fused_ms']:.3f} ms, "
                 f"torch foreach {ad['torch_foreach_ms']:.3f} ms per step")
             res["ideas"] = ideas
+            g1, g64 = ideas["graph R=1"]["ms_per_run_step"], ideas["graph R=64"]["ms_per_run_step"]
+            x = lambda k, g: ideas[k]["ms_per_run_step"] / g
+            step64 = g64 * 64
+            notes = [
+                f"kept: CUDA graph of the whole step: eager is x{x('eager R=1', g1):.1f} slower at R=1, x{x('eager R=64', g64):.2f} at R=64",
+                f"kept: no host syncs in the loop: one host read per step costs x{x('eager+sync R=64', g64) / x('eager R=64', g64):.2f} (eager, R=64)",
+                "kept: cls-only last layer with per-token v·W_O tables; one head pass per pair "
+                "(train rows with grad, test rows without) instead of a metrics pass plus a train pass",
+                f"dropped: head backward over the whole table: x{x('table-backward R=1', g1):.2f} at R=1, "
+                f"x{x('table-backward R=64', g64):.2f} at R=64",
+                f"not used: torch's fused AdamW: {ad['torch_fused_ms']:.2f} vs {ad['ours_ms']:.2f} ms per step at R=64, i.e. "
+                f"{(ad['ours_ms'] - ad['torch_fused_ms']) / step64:.1%} of the step; it takes one lr and wd per call, "
+                "and ours has per-run lr and wd",
+                f"option, off: TF32 matmuls: x{g64 / ideas['tf32 R=64']['ms_per_run_step']:.2f} faster at R=64; "
+                "changes the numbers (see the grokking-curve check)",
+            ]
+            res["idea_notes"] = notes
+            for line in notes:
+                say("  " + line)
         dump()
     if "check" in parts and (cuda or args.quick):
         with guard("check"):

@@ -54,27 +54,24 @@ def adamw_schedule(cfg: RunConfig) -> torch.Tensor:
 
 
 def estimate_bytes_per_run(cfg: RunConfig) -> int:
-    """Upper estimate of the device memory one run of a batch needs while training (float32).
+    """Estimate (on the safe side) of the device memory one run of a batch needs while training.
 
-    Parameters with their gradient, Adam moments and AdamW temporaries; the history; the trunk's
-    grid tensors kept for backward; the metrics pass over all p^2 pairs (hidden layer, logits and
-    their log-softmax); the train forward and backward. Checked against measured peaks by the
-    bench script (bench/speed.py), which prints both.
+    Parameters with gradient, Adam moments and AdamW temporaries (8 P), the history, and per
+    pair of the p x p table: the trunk's grid tensors kept for backward (about 8 d_model floats,
+    24 more per extra layer), the hidden layer and two p-wide logit tensors of the head.
+    Calibrated on an H100 (bench/speed.py prints measured and estimated MB per run side by side):
+    1.2-1.7x the measured peak for 1-4 layers, p = 43..379, and the MLP.
     """
     from .models import build_model
     N = cfg.p ** 2
-    n = int(cfg.frac_train * N)
     P = build_model(cfg).layout.size
     D, M, p = cfg.d_model, cfg.d_mlp, cfg.p
-    n_metrics = len(metric_names(cfg))
-    feat = M if cfg.model == "mlp" else D
-    grid_layers = cfg.n_layers if cfg.model == "transformer" else 1
-    floats = (8 * P + cfg.n_steps * n_metrics
-              + N * feat * (3 + 6 * grid_layers)                  # trunk grids, kept for backward
-              + N * (2 * M + 2 * feat + 4 * p + 8)                # metrics pass
-              + n * (4 * M + 4 * feat + 4 * p)                    # train forward and backward
-              + (N * 2 * M if cfg.model == "mlp" else 0))
-    return int(floats * 4)
+    fixed = 8 * P + cfg.n_steps * len(metric_names(cfg))
+    if cfg.model == "mlp":
+        per_pair = 5 * M + 2 * p
+    else:
+        per_pair = D * (8 + 24 * (cfg.n_layers - 1)) + M + 2 * p
+    return int((fixed + N * per_pair) * 4)
 
 
 def default_device() -> torch.device:
