@@ -7,7 +7,8 @@ into `book/generated/<name>.ipynb`.
 Which profile (--profile auto, the default): a notebook is first executed with the paper profile and
 `train=False`; if the run store holds all of its runs that is the chapter. Otherwise it is executed with
 the paper profile when a GPU is present (training what is missing), else with the quick profile.
---refs writes quick-profile executions to tests/nb_refs/ instead (the nbval references) and builds nothing.
+--refs writes quick-profile executions to tests/nb_refs/ instead (the nbval references) and builds nothing;
+it trains every run afresh in a temporary run store, so the references match what a clean checkout computes.
 """
 from __future__ import annotations
 
@@ -150,6 +151,11 @@ def main(argv=None):
     profile = "quick" if args.refs else args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
     gpu = has_gpu()
+    tmp_store = None
+    if args.refs:
+        import tempfile
+        tmp_store = tempfile.TemporaryDirectory(prefix="grokbook-refs-")
+        os.environ["GROKBOOK_RESULTS"] = tmp_store.name
     print(f"Executing {len(names)} notebook(s) into {out_dir.relative_to(ROOT)}/ (profile {profile}; "
           f"{'GPU' if gpu else 'no GPU'})", flush=True)
     results = []
@@ -163,6 +169,7 @@ def main(argv=None):
         print(f"{r['profile']} profile, {r['seconds']:.1f} s" + (f" ({r['note']})" if r["note"] else ""), flush=True)
     print(f"Executed {len(names)} notebook(s) in {time.time() - t_all:.0f} s")
     if args.refs:
+        tmp_store.cleanup()
         return
     if args.only and (GEN_DIR / "build_info.md").exists():
         # keep the other chapters' lines of an earlier full build
