@@ -114,7 +114,7 @@ def strip_images(path: Path):
 def write_build_info(results: list[dict]):
     import torch
 
-    rows = "\n".join(f"| [{r['name']}]({r['name']}) | {r['profile']} | {r['seconds']:.0f} s | {r['note'] or '–'} |"
+    rows = "\n".join(f"| {{doc}}`{r['name']}` | {r['profile']} | {r['seconds']:.0f} s | {r['note'] or '–'} |"
                      for r in results)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
@@ -173,7 +173,8 @@ def main(argv=None):
         return
     if args.only and (GEN_DIR / "build_info.md").exists():
         # keep the other chapters' lines of an earlier full build
-        old = {m.group(1): m.group(0) for m in re.finditer(r"^\| \[(\w+)\].*$", (GEN_DIR / "build_info.md").read_text(), re.M)}
+        text = (GEN_DIR / "build_info.md").read_text()
+        old = {m.group(1): m.group(0) for m in re.finditer(r"^\| {doc}`(\w+)`.*$", text, re.M)}
         done = {r["name"] for r in results}
         for name in chapters():
             if name not in done and name in old:
