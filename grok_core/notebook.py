@@ -113,13 +113,15 @@ def load_runs(configs: list[RunConfig], train: bool = True):
 
 
 def _shown(path) -> str:
-    """The store folder relative to the repository when it lies inside it."""
-    from .store import REPO_ROOT
+    """The store folder relative to the repository, or the variable that named it."""
+    import os
+
+    from .store import ENV_VAR, REPO_ROOT
 
     try:
         return str(path.resolve().relative_to(REPO_ROOT)) + "/"
     except ValueError:
-        return str(path)
+        return f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(path)
 
 
 def provenance_rows(runs) -> list[list[str]]:
