@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 book: setup
-	$(PY) -m grok_core run --set p=47 --set frac_train=0.6 --set n_steps=1500 --seeds 2
+	$(PY) scripts/build_book.py
 
 test: setup
 	$(VENV)/bin/pytest --nbval
