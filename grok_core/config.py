@@ -39,13 +39,43 @@ def is_prime(n: int) -> bool:
     return True
 
 
+class HashedConfig:
+    """to_dict / from_dict / replace / key for the frozen config dataclasses (RunConfig, ResNetConfig).
+
+    key() hashes the full resolved config together with key_tags(): the training-semantics version
+    and whatever else tells one kind of run from another.
+    """
+
+    def key_tags(self) -> dict:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config field(s) {sorted(unknown)}; known fields: "
+                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
+        return cls(**d)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def key(self) -> str:
+        """Hash of the full resolved config plus the training-semantics version."""
+        blob = json.dumps({**self.key_tags(), **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def _allowed(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(HashedConfig):
     """One training run. Defaults are the paper's 1-layer transformer on x+y mod 97."""
     # task and split
     p: int = 97                    # modulus, a prime >= 3
@@ -120,24 +150,8 @@ class RunConfig:
         """Operand tokens 0..p-1+offset plus the '=' token, derived rather than set by hand."""
         return self.p + self.operand_offset + 1
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config field(s) {sorted(unknown)}; known fields: "
-                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
-        return cls(**d)
-
-    def replace(self, **changes) -> "RunConfig":
-        return dataclasses.replace(self, **changes)
-
-    def key(self) -> str:
-        """Hash of the full resolved config plus the training-semantics version."""
-        blob = json.dumps({"semantics": SEMANTICS_VERSION, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    def key_tags(self) -> dict:
+        return {"semantics": SEMANTICS_VERSION}
 
     def batch_key(self) -> tuple:
         """Runs with equal batch keys can share one batched model."""

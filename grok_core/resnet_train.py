@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import HashedConfig
 from . import polygons
 from .models.resnet import build_resnet18
 from .store import Run, RunStore, code_commit
@@ -40,7 +41,7 @@ RESIZE_RATIO = 256 / 224                                    # the released Resiz
 
 
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(HashedConfig):
     """One ResNet-18 run. Defaults are the released recipe (faithful data), trained from scratch."""
     # data
     mode: str = "faithful"         # faithful (released generator quirks, 52-way head) | clean (49 classes)
@@ -90,24 +91,8 @@ class ResNetConfig:
             raise ValueError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r} are not allowed; "
                              "need lr > 0 and weight_decay >= 0")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ResNetConfig":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config field(s) {sorted(unknown)}; known fields: "
-                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
-        return cls(**d)
-
-    def replace(self, **changes) -> "ResNetConfig":
-        return dataclasses.replace(self, **changes)
-
-    def key(self) -> str:
-        """Hash of the full resolved config plus the training-semantics version."""
-        blob = json.dumps({"semantics": RESNET_SEMANTICS_VERSION, "kind": "resnet", **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    def key_tags(self) -> dict:
+        return {"semantics": RESNET_SEMANTICS_VERSION, "kind": "resnet"}
 
     def trajectory_key(self) -> str:
         """The key without n_epochs: runs that differ only in length share their first epochs (and checkpoint)."""
