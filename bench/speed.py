@@ -23,8 +23,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import math
-import os
 import platform
 import statistics
 import sys
@@ -37,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grok_core.config import RunConfig                                     # noqa: E402
-from grok_core.models import build_model                                   # noqa: E402
 from grok_core.train import Trainer, estimate_bytes_per_run, per_sample_loss, set_strict_fp32   # noqa: E402
 
 BASE = RunConfig(p=97, frac_train=0.3, n_layers=1, d_model=128, n_heads=4, n_steps=30000)

@@ -93,7 +93,7 @@ def cmd_run(args, store: RunStore) -> int:
     else:
         configs = configs_from_spec(overrides, None, args.seeds)
     runs = load_or_train(configs, store=store, device=args.device, max_batch=args.max_batch,
-                         ckpt_every=args.ckpt_every)
+                         ckpt_every=args.ckpt_every, save_weights=args.save_weights)
     rows = []
     for run in runs:
         c, s = run.config, summarize(run.history)
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     r.add_argument("--max-batch", type=int, default=64, help="most runs trained in one batch")
     r.add_argument("--ckpt-every", type=int, default=1000, help="steps between checkpoints")
+    r.add_argument("--save-weights", action="store_true", help="also store the final weights of new runs")
     sub.add_parser("list", help="list stored runs")
     s = sub.add_parser("show", help="show one stored run")
     s.add_argument("key", help="a run key or a unique prefix of one")

@@ -68,8 +68,10 @@ def chunks(group: list[RunConfig], max_batch: int, fit: int | None) -> list[list
 
 def load_or_train(configs: list[RunConfig], store: RunStore | None = None, device=None, max_batch: int = 64,
                   ckpt_every: int = 1000, progress: bool | None = None, train: bool = True,
-                  compile: bool = False) -> list[Run]:
-    """Runs for configs in order: from the store when present, else trained (train=False raises instead)."""
+                  compile: bool = False, save_weights: bool = False) -> list[Run]:
+    """Runs for configs in order: from the store when present, else trained (train=False raises instead).
+
+    save_weights also stores each newly trained run's final flat parameters (weights.pt)."""
     store = store or RunStore()
     configs = list(configs)
     for c in configs:          # bad splits fail here, before anything trains
@@ -85,6 +87,7 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
     for group in groups.values():
         # large batches (e.g. 64 runs at p=379) are split so that each batch fits in GPU memory
         for batch in chunks(group, max_batch, runs_that_fit(max(group, key=lambda c: c.frac_train), device)):
-            for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile):
+            for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
+                                   save_weights=save_weights):
                 found[run.key] = run
     return [found[c.key()] for c in configs]

@@ -127,7 +127,7 @@ class Trainer:
         self.configs = list(configs)
         self.device = torch.device(device) if device is not None else default_device()
         cfg = self.cfg = configs[0]
-        R, N = len(configs), cfg.p ** 2
+        R = len(configs)
         self.model = build_model(cfg)
         self.metrics = metric_names(cfg)
         dev = self.device

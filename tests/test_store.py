@@ -4,8 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from grok_core.config import RunConfig
+from grok_core.models import build_model
 from grok_core.runner import load_or_train
 from grok_core.store import RunStore
 
@@ -90,3 +92,13 @@ def test_bad_split_fails_before_any_training(store, monkeypatch):
 def test_results_root_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "elsewhere"))
     assert RunStore().root == tmp_path / "elsewhere"
+
+
+def test_final_weights_are_stored_on_request(store):
+    cfg = RunConfig(**SMALL)
+    load_or_train([cfg], store=store, progress=False, save_weights=True)
+    model = build_model(cfg)
+    w = store.weights(cfg)
+    assert w is not None and w.shape == (model.layout.size,)
+    assert not torch.equal(w, model.init_params(cfg))            # the trained weights, not the init
+    assert store.weights(cfg.replace(init_seed=5)) is None
