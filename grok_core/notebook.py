@@ -57,34 +57,29 @@ def require(ok: bool, name: str, value, allowed: str):
         raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
 
 
-def as_int_list(name: str, value) -> list[int]:
-    """A list of ints from a list/tuple, one int, or a comma-separated string ("30,40")."""
+def _as_list(name: str, value, cast, kinds: tuple, what: str, example: str) -> list:
+    """A non-empty list from a list/tuple, one value, or a comma-separated string; bools are refused."""
     if isinstance(value, str):
         try:
-            value = [int(v) for v in value.replace(" ", "").split(",") if v]
+            value = [cast(v) for v in value.replace(" ", "").split(",") if v]
         except ValueError:
-            raise ValueError(f"{name}={value!r} is not allowed; give integers, e.g. [30, 40] or \"30,40\"") from None
-    elif isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} is not allowed; give {what}, e.g. {example}") from None
+    elif isinstance(value, kinds) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"{name}={value!r} is not allowed; give a non-empty list of integers")
-    return list(value)
+            isinstance(v, kinds) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{name}={value!r} is not allowed; give a non-empty list of {what}")
+    return [cast(v) for v in value]
+
+
+def as_int_list(name: str, value) -> list[int]:
+    """A list of ints from a list/tuple, one int, or a comma-separated string ("30,40")."""
+    return _as_list(name, value, int, (int,), "integers", '[30, 40] or "30,40"')
 
 
 def as_float_list(name: str, value) -> list[float]:
     """A list of floats from a list/tuple, one number, or a comma-separated string ("0.5,0.6")."""
-    if isinstance(value, str):
-        try:
-            value = [float(v) for v in value.replace(" ", "").split(",") if v]
-        except ValueError:
-            raise ValueError(f"{name}={value!r} is not allowed; give numbers, e.g. [0.5, 0.6] or \"0.5,0.6\"") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [float(value)]
-    if not isinstance(value, (list, tuple)) or not value or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"{name}={value!r} is not allowed; give a non-empty list of numbers")
-    return [float(v) for v in value]
+    return _as_list(name, value, float, (int, float), "numbers", '[0.5, 0.6] or "0.5,0.6"')
 
 
 def seed_list(n_seeds) -> list[int]:
