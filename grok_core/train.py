@@ -163,7 +163,6 @@ class Trainer:
         self.row_parts = (torch.gather(parts, 1, rows[..., None].expand(-1, -1, 4)) * real[..., None]).to(dev)
         self.parts = parts.to(dev)
         self.part_div = torch.where(counts > 0, counts, math.nan).to(dev)
-        self.splits = splits
 
         self.flat = torch.stack([self.model.init_params(c) for c in configs]).to(dev).requires_grad_()
         self.buffers = {k: v.to(dev) for k, v in self.model.buffers(R).items()}
