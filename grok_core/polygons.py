@@ -11,13 +11,11 @@ Smaller `image_size`s are the same 224-px drawings (after the JPEG round trip) d
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
 import math
 import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from .store import atomic_dir, results_root, sha256_file
 
 MODES = ("faithful", "clean")
 SYMBOLS = (0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)   # number of sides; 0 is the blank symbol
@@ -188,19 +188,10 @@ def render_all(mode: str = "faithful", image_size: int = CANVAS, workers: int | 
     return torch.from_numpy(np.concatenate(parts))
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 24) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cache_dir(root: str | Path | None = None) -> Path:
     """Default: <results root>/datasets (next to the run store, not committed)."""
     if root is not None:
         return Path(root)
-    from .store import results_root
     return results_root() / "datasets"
 
 
@@ -211,7 +202,7 @@ def cache_path(mode: str, image_size: int, root: str | Path | None = None) -> Pa
 def _read_cache(d: Path) -> tuple[torch.Tensor, torch.Tensor]:
     meta = json.loads((d / "meta.json").read_text())
     for name, digest in meta["files"].items():
-        if _sha256_file(d / name) != digest:
+        if sha256_file(d / name) != digest:
             raise ValueError(f"{name} does not match its checksum")
     images = torch.from_numpy(np.load(d / "images.npy"))
     labels = torch.from_numpy(np.load(d / "labels.npy"))
@@ -224,25 +215,11 @@ def _read_cache(d: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _write_cache(d: Path, images: torch.Tensor, labels: torch.Tensor, meta: dict):
     """Atomic: files go into a temporary folder that is renamed into place at the end."""
-    d.parent.mkdir(parents=True, exist_ok=True)
-    tmp = d.with_name(f".tmp-{d.name}-{os.getpid()}-{time.monotonic_ns()}")
-    tmp.mkdir()
-    try:
+    with atomic_dir(d) as tmp:
         np.save(tmp / "images.npy", images.numpy())
         np.save(tmp / "labels.npy", labels.numpy())
-        files = {n: _sha256_file(tmp / n) for n in ("images.npy", "labels.npy")}
+        files = {n: sha256_file(tmp / n) for n in ("images.npy", "labels.npy")}
         (tmp / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=1, sort_keys=True))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if d.exists():
-            old = d.with_name(f".old-{d.name}-{time.monotonic_ns()}")
-            os.replace(d, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, d)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_dataset(mode: str = "faithful", image_size: int = CANVAS, root: str | Path | None = None,

@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from .config import HashedConfig
 from . import polygons
 from .models.resnet import build_resnet18
-from .store import Run, RunStore, code_commit
+from .store import Run, RunStore, atomic_file, code_commit
 
 # Bump when the training semantics change (same config, different numbers).
 RESNET_SEMANTICS_VERSION = 1
@@ -324,11 +323,8 @@ class ResNetTrainer:
 
     def save_checkpoint(self, path):
         """Atomic: written to a temporary file, then renamed over the old checkpoint."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            torch.save(self.state_dict(), tmp)
 
     def resume(self, path) -> bool:
         """Load a checkpoint if one exists and is readable; a damaged one is ignored with a warning."""
@@ -456,10 +452,8 @@ def import_checkpoint(src_dirs, dest_dir) -> Path | None:
     if len(data) != man["bytes"] or hashlib.sha256(data).hexdigest() != man["sha256"]:
         raise ValueError(f"reassembled {man['name']} does not match its manifest")
     dest = Path(dest_dir) / man["name"]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
+    with atomic_file(dest) as tmp:
+        tmp.write_bytes(data)
     return dest
 
 

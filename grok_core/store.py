@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,49 @@ def code_commit() -> str:
         return "unknown"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def sha256_file(path: Path, chunk: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """Yield a temporary sibling path to write; on success it is renamed over path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(final: Path):
+    """Yield a temporary sibling folder to fill; on success its files are fsynced and it replaces final
+    by one rename (an older final is moved aside first and removed after), so readers never see half."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}-{time.monotonic_ns()}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            old = final.with_name(f".old-{final.name}-{time.monotonic_ns()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass
@@ -84,7 +126,7 @@ class RunStore:
         try:
             meta = json.loads((d / "meta.json").read_text())
             for name, digest in meta["files"].items():
-                if _sha256(d / name) != digest:
+                if sha256_file(d / name) != digest:
                     raise CorruptEntry(f"{name} does not match its checksum")
             cfg = self.config_cls.from_dict(meta["config"])
             if cfg.key() != key or meta.get("key") != key:
@@ -131,10 +173,7 @@ class RunStore:
     def put(self, cfg: RunConfig, history: dict[str, np.ndarray], meta: dict | None = None,
             weights: torch.Tensor | None = None) -> Run:
         key = cfg.key()
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.runs_dir / f".tmp-{key}-{os.getpid()}-{time.monotonic_ns()}"
-        tmp.mkdir()
-        try:
+        with atomic_dir(self.entry(key)) as tmp:
             buf = io.BytesIO()
             np.savez_compressed(buf, **{k: np.asarray(v) for k, v in history.items()})
             (tmp / "history.npz").write_bytes(buf.getvalue())
@@ -143,20 +182,6 @@ class RunStore:
                 torch.save(weights.detach().cpu().clone(), tmp / "weights.pt")
                 files.append("weights.pt")
             full_meta = {"key": key, "semantics": SEMANTICS_VERSION, "config": cfg.to_dict(),
-                         "files": {f: _sha256(tmp / f) for f in files}, **(meta or {})}
+                         "files": {f: sha256_file(tmp / f) for f in files}, **(meta or {})}
             (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1, sort_keys=True))
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            final = self.entry(key)
-            if final.exists():      # replace an older entry: move it away first, then rename in
-                old = final.with_name(f".old-{key}-{time.monotonic_ns()}")
-                os.replace(final, old)
-                os.replace(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return Run(cfg, {k: np.asarray(v) for k, v in history.items()}, full_meta)

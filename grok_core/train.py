@@ -21,7 +21,6 @@ as a CUDA graph and replayed; the eager path runs the same code, so CPU and GPU 
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from .config import RunConfig
 from .measures import med, med_reference, weight_norm
 from .models import build_model
 from .splits import make_split
+from .store import atomic_file
 from .tasks import labels as task_labels
 
 BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "block_acc", "leftover_acc",
@@ -325,11 +325,8 @@ class Trainer:
 
     def save_checkpoint(self, path: str | Path):
         """Atomic: written to a temporary file, then renamed over the old checkpoint."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            torch.save(self.state_dict(), tmp)
 
     def resume(self, path: str | Path) -> bool:
         """Load a checkpoint if one exists and is readable; a damaged one is ignored (training restarts)."""
