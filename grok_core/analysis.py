@@ -40,37 +40,53 @@ def paper_table1_row(split: str, param: int) -> dict | None:
     return None
 
 
-def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average with a window of `window` steps (shrunk at the ends, NaNs ignored)."""
+def rolling_mean(x: np.ndarray, window: int, steps: np.ndarray | None = None) -> np.ndarray:
+    """Centred moving average over a window of `window` steps (shrunk at the ends, NaNs ignored).
+
+    steps: the step of each entry (a thinned history); each entry averages the entries whose step
+    lies within window // 2 of its own. None means one entry per step.
+    """
     x = np.asarray(x, dtype=np.float64)
     if window < 1:
         raise ValueError(f"window={window!r} is not allowed; it must be >= 1")
+    steps = np.arange(len(x)) if steps is None else np.asarray(steps)
     if window == 1 or len(x) == 0:
         return x.copy()
     half = window // 2
     ok = ~np.isnan(x)
     c = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
     n = np.concatenate([[0], np.cumsum(ok)])
-    idx = np.arange(len(x))
-    lo = np.clip(idx - half, 0, len(x))
-    hi = np.clip(idx + half + 1, 0, len(x))
+    lo = np.searchsorted(steps, steps - half, side="left")
+    hi = np.searchsorted(steps, steps + half, side="right")
     cnt = n[hi] - n[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, (c[hi] - c[lo]) / np.maximum(cnt, 1), np.nan)
 
 
-def steps_to_threshold(curve: np.ndarray, threshold: float) -> int | None:
-    """First step (index) at which curve >= threshold, or None if it never gets there."""
+def steps_to_threshold(curve: np.ndarray, threshold: float, steps: np.ndarray | None = None) -> int | None:
+    """First step at which curve >= threshold (steps: the step of each entry; None: the index), or None."""
     hit = np.nonzero(np.asarray(curve) >= threshold)[0]
-    return int(hit[0]) if len(hit) else None
+    if not len(hit):
+        return None
+    return int(hit[0]) if steps is None else int(np.asarray(steps)[hit[0]])
+
+
+def on_grid(history: dict, every: int) -> dict:
+    """The entries of a (possibly thinned) history at steps divisible by `every`: a uniform grid, so
+    that averages and correlations weigh every part of training alike."""
+    steps = np.asarray(history["step"])
+    keep = steps % every == 0
+    return {k: np.asarray(v)[keep] for k, v in history.items()}
 
 
 @dataclass(frozen=True)
 class Table1Rules:
     """How U-Acc, L-Acc and GO-Epoch are read off one run's test-accuracy curve.
 
-    1. Smooth: the per-step test accuracy is averaged over a centred window of `window` steps
+    1. Smooth: the recorded test accuracy is averaged over a centred window of `window` steps
        (None: 1 % of the run, at least 1 and at most 200 steps), so a one-step spike is not a ceiling.
+       A thinned history is smoothed by step, not by entry (see `rolling_mean`), and every step
+       reported below is a recorded step.
     2. Memorisation step: the first step with train accuracy >= `train_level`.
        Baseline: the smoothed test accuracy at that step.
     3. U-Acc: the maximum of the smoothed test accuracy from the memorisation step on; its step is
@@ -102,17 +118,23 @@ class Table1Result:
     baseline: float | None     # smoothed test accuracy at memorisation
 
 
-def table1_metrics(test_acc: np.ndarray, train_acc: np.ndarray, rules: Table1Rules = Table1Rules()) -> Table1Result:
-    """U-Acc, L-Acc and GO-Epoch of one run by the rules in `Table1Rules`."""
+def table1_metrics(test_acc: np.ndarray, train_acc: np.ndarray, rules: Table1Rules = Table1Rules(),
+                   steps: np.ndarray | None = None) -> Table1Result:
+    """U-Acc, L-Acc and GO-Epoch of one run by the rules in `Table1Rules`.
+
+    steps: the step of each entry of a thinned history (None: one entry per step)."""
     test_acc = np.asarray(test_acc, dtype=np.float64)
     train_acc = np.asarray(train_acc, dtype=np.float64)
     if test_acc.shape != train_acc.shape or test_acc.ndim != 1:
         raise ValueError(f"test_acc and train_acc must be 1-D and of equal length; got {test_acc.shape} "
                          f"and {train_acc.shape}")
-    mem = steps_to_threshold(train_acc, rules.train_level)
+    steps = np.arange(len(test_acc)) if steps is None else np.asarray(steps)
+    if steps.shape != test_acc.shape:
+        raise ValueError(f"steps must give one step per entry; got {steps.shape} for {test_acc.shape}")
+    mem = steps_to_threshold(train_acc, rules.train_level)            # entry index
     if mem is None:
         return Table1Result(None, None, None, None, None, None)
-    smooth = rolling_mean(test_acc, rules.window_for(len(test_acc)))
+    smooth = rolling_mean(test_acc, rules.window_for(int(steps[-1]) + 1), steps)
     after = smooth[mem:]
     ceiling_at = mem + int(np.nanargmax(after))
     u = float(smooth[ceiling_at])
@@ -121,8 +143,8 @@ def table1_metrics(test_acc: np.ndarray, train_acc: np.ndarray, rules: Table1Rul
     go = None
     if u - base >= rules.min_jump:
         go_rel = steps_to_threshold(after, base + rules.rise * (u - base))
-        go = None if go_rel is None else mem + go_rel
-    return Table1Result(u, low, go, mem, ceiling_at, base)
+        go = None if go_rel is None else int(steps[mem + go_rel])
+    return Table1Result(u, low, go, int(steps[mem]), int(steps[ceiling_at]), base)
 
 
 def correlation(x: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -103,6 +103,10 @@ class RunConfig(HashedConfig):
     beta2: float = 0.98
     warmup_steps: int = 10
     loss: str = "ce"               # ce (float32) | ce64 (float64 log-softmax) | mse
+    # history resolution: step s is recorded when s < record_dense, s % record_every == 0, or s is
+    # the last step; the test rows are evaluated only on recorded steps (training is unaffected)
+    record_dense: int = 0
+    record_every: int = 1
 
     def __post_init__(self):
         if not isinstance(self.p, int) or isinstance(self.p, bool) or self.p < 3 or not is_prime(self.p):
@@ -124,10 +128,10 @@ class RunConfig(HashedConfig):
             name = "k" if self.split == "square" else "t"
             raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
                              f"it must lie in 0..p-2 = 0..{self.p - 2}")
-        for name in ("operand_offset", "split_seed", "init_seed"):
+        for name in ("operand_offset", "split_seed", "init_seed", "record_dense"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
-        for name in ("n_layers", "d_model", "n_heads", "n_steps"):
+        for name in ("n_layers", "d_model", "n_heads", "n_steps", "record_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 1")
         if self.d_model % self.n_heads:

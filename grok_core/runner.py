@@ -66,6 +66,23 @@ def chunks(group: list[RunConfig], max_batch: int, fit: int | None) -> list[list
     return [group[i:i + per] for i in range(0, len(group), per)]
 
 
+def cost(cfg: RunConfig) -> float:
+    """Rough relative cost of one run (for ordering batches and balancing shards; never reported)."""
+    return cfg.n_steps * cfg.p ** 2 * cfg.d_model * cfg.d_mlp * (1 + 2.5 * (cfg.n_layers - 1)) * 1e-12
+
+
+def plan(configs: list[RunConfig], max_batch: int, device) -> list[list[RunConfig]]:
+    """Batches of compatible runs: one batch key each, at most max_batch runs and no more than fit
+    in the device's free memory (so 64 runs of p=379 train as a few batches), most expensive first."""
+    groups: dict[tuple, list[RunConfig]] = {}
+    for c in {c.key(): c for c in configs}.values():
+        groups.setdefault(c.batch_key(), []).append(c)
+    batches = []
+    for group in groups.values():
+        batches += chunks(group, max_batch, runs_that_fit(max(group, key=lambda c: c.frac_train), device))
+    return sorted(batches, key=lambda b: -sum(map(cost, b)))
+
+
 def load_or_train(configs: list[RunConfig], store: RunStore | None = None, device=None, max_batch: int = 64,
                   ckpt_every: int = 1000, progress: bool | None = None, train: bool = True,
                   compile: bool = False, save_weights: bool = False) -> list[Run]:
@@ -80,14 +97,9 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
     missing = list({c.key(): c for c in configs if found[c.key()] is None}.values())
     if missing and not train:
         raise LookupError(f"{len(missing)} run(s) are not in the store at {store.root}, e.g. {missing[0]}")
-    groups: dict[tuple, list[RunConfig]] = {}
-    for c in missing:
-        groups.setdefault(c.batch_key(), []).append(c)
     device = torch.device(device) if device is not None else default_device()
-    for group in groups.values():
-        # large batches (e.g. 64 runs at p=379) are split so that each batch fits in GPU memory
-        for batch in chunks(group, max_batch, runs_that_fit(max(group, key=lambda c: c.frac_train), device)):
-            for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
-                                   save_weights=save_weights):
-                found[run.key] = run
+    for batch in plan(missing, max_batch, device):
+        for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
+                               save_weights=save_weights):
+            found[run.key] = run
     return [found[c.key()] for c in configs]

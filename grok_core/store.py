@@ -36,6 +36,9 @@ def results_root() -> Path:
 
 
 def code_commit() -> str:
+    """The checkout's commit; GROKBOOK_CODE_COMMIT names it where the code was copied without .git."""
+    if os.environ.get("GROKBOOK_CODE_COMMIT"):
+        return os.environ["GROKBOOK_CODE_COMMIT"]
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
                              capture_output=True, text=True, timeout=10)

@@ -1,22 +1,23 @@
 """Full-batch training of many runs at once, with every-step metrics and checkpoint/resume.
 
 One step, for all runs together:
-  1. the trunk (embeddings, attention, ...) is evaluated on the whole p x p grid, with grad;
-  2. the head runs once on every pair: on each run's train rows with grad (the train loss), on
-     its test rows under no-grad; from the two, train/test loss and accuracy, block and leftover
-     accuracy, MED and the weight norm are written into a device-side history buffer
-     (entry s is the model *before* update s, as in the released code; no host sync);
+  1. the model runs on each run's train rows (the trunk never leaves the rows it needs), with grad;
+  2. on a recorded step (every step by default; RunConfig.record_dense / record_every thin it)
+     the test rows are run too, without grad, and train/test loss and accuracy, block and
+     leftover accuracy, MED and the weight norm are written into a device-side history buffer
+     (the entry of step s is the model *before* update s, as in the released code; no host sync);
   3. the train loss is backpropagated;
   4. AdamW (decoupled, one parameter group: weight decay on everything) with the warm-up
      multiplier min(s / warmup, 1), so the first update has lr 0 while Adam's moments still
      take the first gradient (spec section 5).
 Runs never mix: the loss is a sum of per-run losses and all kernels are batched over runs.
+Recording changes nothing in training: a thinned run follows exactly the trajectory of a full one.
 
 The step is written without host synchronisation and without Python numbers that change from
 step to step: the step counter is a device tensor, and the warm-up multiplier and Adam's bias
 corrections are read from a per-step table computed once in float64 (the same float32 values
-torch's AdamW uses). On CUDA the whole step (forward, metrics, backward, AdamW) is captured once
-as a CUDA graph and replayed; the eager path runs the same code, so CPU and GPU follow one formula.
+torch's AdamW uses). On CUDA both kinds of step (with and without recording) are captured once
+as CUDA graphs and replayed; the eager path runs the same code, so CPU and GPU follow one formula.
 """
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ def adamw_schedule(cfg: RunConfig) -> torch.Tensor:
     return torch.stack([mult, bc1, bc2], -1).float()
 
 
+def recorded_steps(cfg: RunConfig) -> torch.Tensor:
+    """The steps whose metrics are kept: s < record_dense, s % record_every == 0, and the last."""
+    s = torch.arange(cfg.n_steps)
+    return s[(s < cfg.record_dense) | (s % cfg.record_every == 0) | (s == cfg.n_steps - 1)]
+
+
 def estimate_bytes_per_run(cfg: RunConfig) -> int:
     """Estimate (on the safe side) of the device memory one run of a batch needs while training.
 
@@ -66,7 +73,7 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
     N = cfg.p ** 2
     P = build_model(cfg).layout.size
     D, M, p = cfg.d_model, cfg.d_mlp, cfg.p
-    fixed = 8 * P + cfg.n_steps * len(metric_names(cfg))
+    fixed = 8 * P + len(recorded_steps(cfg)) * len(metric_names(cfg))
     if cfg.model == "mlp":
         per_pair = 5 * M + 2 * p
     else:
@@ -143,6 +150,7 @@ class Trainer:
             self.train_w[r, :len(s.train_idx)] = 1.0 / len(s.train_idx)
         self.train_idx, self.train_w = self.train_idx.to(dev), self.train_w.to(dev)
         self.train_labels = torch.gather(self.labels, 1, self.train_idx)
+        self.train_ij = (self.train_idx // cfg.p, self.train_idx % cfg.p)
         n_test_max = max(len(s.test_idx) for s in splits)
         self.test_idx = torch.zeros(R, n_test_max, dtype=torch.long)
         test_real = torch.zeros(R, n_test_max)
@@ -151,6 +159,7 @@ class Trainer:
             test_real[r, :len(s.test_idx)] = 1.0
         self.test_idx = self.test_idx.to(dev)
         self.test_labels = torch.gather(self.labels, 1, self.test_idx)
+        self.test_ij = (self.test_idx // cfg.p, self.test_idx % cfg.p)
         train_real = (self.train_w > 0).float()
         # [r, N, 4] 0/1 membership of train / test / block / leftover (sums of 0/1 are exact in float32);
         # an empty part (no block in a random split) averages to NaN
@@ -173,7 +182,13 @@ class Trainer:
         self.step = 0
         self.step_t = torch.zeros((), dtype=torch.long, device=dev)     # the same counter, on the device
         self.sched = adamw_schedule(cfg).to(dev)                          # [n_steps, 3] float32
-        self.history = torch.full((R, cfg.n_steps, len(self.metrics)), math.nan, device=dev)
+        self.record_steps = recorded_steps(cfg)
+        slot = torch.zeros(cfg.n_steps, dtype=torch.long)
+        slot[self.record_steps] = torch.arange(len(self.record_steps))
+        self.is_recorded = torch.zeros(cfg.n_steps, dtype=torch.bool)
+        self.is_recorded[self.record_steps] = True
+        self.slot = slot.to(dev)                                          # step -> history entry
+        self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, device=dev)
 
         self.precision = precision
         self.use_graph = (self.device.type == "cuda") if cuda_graph is None else bool(cuda_graph)
@@ -182,37 +197,34 @@ class Trainer:
         self.compiled = bool(compile)
         self._forward_fn = torch.compile(self._forward, dynamic=False) if compile else self._forward
         self._adamw_fn = torch.compile(self._adamw, dynamic=False) if compile else self._adamw
-        self._graph = None
+        self._graphs = {}
 
     # -- one step -------------------------------------------------------------------------------------
     def _weights(self) -> dict[str, torch.Tensor]:
         return self.model.layout.views(self.flat) | self.buffers
 
-    def _forward(self, flat: torch.Tensor):
-        """Train loss (with grad) and the metrics row [run, n_metrics] of the model before this step's update.
-
-        The head runs once per pair: on the train rows with grad, on the test rows without.
-        """
+    def _forward(self, flat: torch.Tensor, record: bool):
+        """Train loss (with grad) and, when record, the metrics row [run, n_metrics] of the model
+        before this step's update (else None). The test rows are run only when recording."""
         cfg = self.cfg
         w = self.model.layout.views(flat) | self.buffers
-        feats = self.model.trunk(w)
-        F_dim = feats.shape[-1]
-        rows = torch.gather(feats, 1, self.train_idx[..., None].expand(-1, -1, F_dim))
-        logits = self.model.head(w, rows)
+        logits = self.model.head(w, self.model.trunk(w, *self.train_ij))
         per_sample = per_sample_loss(logits, self.train_labels, cfg.loss)
         loss = (per_sample * self.train_w).sum()
+        if not record:
+            return loss, None
         with torch.no_grad():
-            feats_d = feats.detach()
-            test_logits = self.model.head(w, torch.gather(feats_d, 1, self.test_idx[..., None].expand(-1, -1, F_dim)))
+            wd = {k: v.detach() for k, v in w.items()}
+            test_logits = self.model.head(wd, self.model.trunk(wd, *self.test_ij))
             sample_loss = torch.cat([per_sample.detach(), per_sample_loss(test_logits, self.test_labels, cfg.loss)], 1)
             correct = torch.cat([logits.detach().argmax(-1) == self.train_labels,
                                  test_logits.argmax(-1) == self.test_labels], 1).float()
             LA = torch.bmm(torch.stack([sample_loss, correct], 1), self.row_parts) / self.part_div[:, None]  # [r, 2, 4]
             L, A = LA[:, 0], LA[:, 1]
-            W_E = w["W_E"]
+            W_E = wd["W_E"]
             row = [L[:, 0], L[:, 1], A[:, 0], A[:, 1], A[:, 2], A[:, 3],
                    med(W_E, cfg.p), med_reference(W_E, cfg.p, cfg.operand_offset), weight_norm(flat.detach())]
-            row += list(self.model.extra_measures(w, feats_d).values())
+            row += list(self.model.extra_measures(wd).values())
             row = torch.stack(row, -1)
         return loss, row
 
@@ -227,11 +239,12 @@ class Trainer:
         denom = (self.v.sqrt() / sched_row[:, 2:3]).add_(1e-8)
         self.flat.sub_(lr / sched_row[:, 1:2] * self.m / denom)
 
-    def _step_body(self):
+    def _step_body(self, record: bool):
         """One step as device work only: no host sync, the step index read from self.step_t."""
         k = self.step_t.view(1)
-        loss, row = self._forward_fn(self.flat)
-        self.history.index_copy_(1, k, row[:, None].to(self.history.dtype))
+        loss, row = self._forward_fn(self.flat, record)
+        if record:
+            self.history.index_copy_(1, self.slot.index_select(0, k), row[:, None].to(self.history.dtype))
         (grad,) = torch.autograd.grad(loss, self.flat)
         self._adamw_fn(grad, self.sched.index_select(0, k))
         self.step_t.add_(1)
@@ -240,38 +253,37 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
 
-    def _capture(self):
+    def _capture(self, record: bool):
         """Warm up on a side stream, capture one step, then put the state back as it was."""
-        saved = [t.detach().clone() for t in (self.flat, self.m, self.v, self.step_t)]
-        n_warm = min(2, self.cfg.n_steps)
-        hist = self.history[:, :n_warm].clone()
-        self.step_t.zero_()
+        saved = [t.detach().clone() for t in (self.flat, self.m, self.v, self.step_t, self.history)]
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
-            for _ in range(n_warm):
-                self._step_body()
+            for _ in range(2):
+                self._step_body(record)
         torch.cuda.current_stream(self.device).wait_stream(stream)
-        self.step_t.zero_()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._step_body()
         with torch.no_grad():
-            for t, v in zip((self.flat, self.m, self.v, self.step_t), saved):
+            self.step_t.copy_(saved[3])
+        graph = torch.cuda.CUDAGraph()
+        pool = next(iter(self._graphs.values())).pool() if self._graphs else None
+        with torch.cuda.graph(graph, pool=pool):
+            self._step_body(record)
+        with torch.no_grad():
+            for t, v in zip((self.flat, self.m, self.v, self.step_t, self.history), saved):
                 t.copy_(v)
-            self.history[:, :n_warm] = hist
-        self._graph = graph
+        self._graphs[record] = graph
 
     def train_step(self):
         if self.done:
             raise RuntimeError(f"all {self.cfg.n_steps} steps are done")
         self._set_precision()
+        record = bool(self.is_recorded[self.step])
         if self.use_graph:
-            if self._graph is None:
-                self._capture()
-            self._graph.replay()
+            if record not in self._graphs:
+                self._capture(record)
+            self._graphs[record].replay()
         else:
-            self._step_body()
+            self._step_body(record)
         self.step += 1
 
     # -- loop, checkpoints ----------------------------------------------------------------------------
@@ -310,7 +322,12 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {"keys": [c.key() for c in self.configs], "step": self.step, "flat": self.flat.detach().cpu(),
-                "m": self.m.cpu(), "v": self.v.cpu(), "history": self.history[:, :self.step].cpu()}
+                "m": self.m.cpu(), "v": self.v.cpu(), "history": self.history[:, :self.n_recorded].cpu()}
+
+    @property
+    def n_recorded(self) -> int:
+        """History entries filled so far (recorded steps before self.step)."""
+        return int(torch.searchsorted(self.record_steps, self.step))
 
     def load_state_dict(self, state: dict):
         if state["keys"] != [c.key() for c in self.configs]:
@@ -321,7 +338,7 @@ class Trainer:
         self.v.copy_(state["v"])
         self.step = int(state["step"])
         self.step_t.fill_(self.step)
-        self.history[:, :self.step] = state["history"].to(self.device)
+        self.history[:, :self.n_recorded] = state["history"].to(self.device)
 
     def save_checkpoint(self, path: str | Path):
         """Atomic: written to a temporary file, then renamed over the old checkpoint."""
@@ -343,8 +360,8 @@ class Trainer:
         return True
 
     def histories(self) -> list[dict]:
-        """Per run: {metric: float32 array [steps done]} plus 'step'."""
-        import numpy as np
-        h = self.history[:, :self.step].cpu().numpy()
-        steps = np.arange(self.step, dtype=np.int32)
+        """Per run: {metric: float32 array [recorded steps done]} plus 'step', the step of each entry."""
+        n = self.n_recorded
+        h = self.history[:, :n].cpu().numpy()
+        steps = self.record_steps[:n].numpy().astype("int32")
         return [{"step": steps, **{m: h[r, :, k] for k, m in enumerate(self.metrics)}} for r in range(len(self.configs))]

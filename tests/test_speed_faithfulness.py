@@ -3,7 +3,10 @@ is torch's AdamW with the warm-up schedule, and on CUDA the captured graph equal
 
 Tolerance: over the first 100 steps every recorded metric of a run trained alone and the same run
 trained inside a batch of 4 (other seeds, other train fractions, so padded train rows) agree to
-1e-5 relative to the metric's largest value; parameters to 1e-5 absolute.
+1e-5 relative to the metric's largest value, and the parameter vectors to 1e-4 in norm. (Padding
+changes the matmul shapes and so the rounding; where a parameter's true gradient is zero, e.g. a
+ReLU unit that never fires, Adam turns that rounding noise into lr-sized steps, so single entries
+may differ by about lr while the vector and every metric agree.)
 """
 import math
 
@@ -37,7 +40,7 @@ def test_alone_and_batched_agree_over_100_steps(kw):
         if name in ("block_acc",):          # NaN by design for a random split
             continue
         assert _max_rel(h2[:, k], h1[:, k]) < TOL, name
-    torch.testing.assert_close(batch.flat[1].detach(), alone.flat[0].detach(), rtol=0, atol=TOL)
+    assert float((batch.flat[1] - alone.flat[0]).detach().norm() / alone.flat[0].detach().norm()) < 1e-4
 
 
 def test_optimiser_is_torch_adamw_with_warmup():
@@ -51,7 +54,7 @@ def test_optimiser_is_torch_adamw_with_warmup():
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(s / cfg.warmup_steps, 1))
     for _ in range(30):
         ours.train_step()
-        loss, _row = ref._forward(param)
+        loss, _row = ref._forward(param, record=False)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -80,6 +83,22 @@ def test_resume_continues_the_device_counter(tmp_path):
     torch.testing.assert_close(again.history, full.history, equal_nan=True, rtol=0, atol=0)
 
 
+def test_thinned_recording_trains_the_same_run(tmp_path):
+    """Recording fewer steps skips only the test rows: same parameters, same entries where recorded."""
+    cfg = SMALL.replace(n_steps=40)
+    thin_cfg = cfg.replace(record_dense=7, record_every=5)
+    full, thin = Trainer([cfg], "cpu"), Trainer([thin_cfg], "cpu")
+    full.run(progress=False)
+    thin.run(stop_at=23, ckpt_path=tmp_path / "c.pt", progress=False)       # interrupted and resumed
+    thin = Trainer([thin_cfg], "cpu")
+    assert thin.resume(tmp_path / "c.pt") and thin.n_recorded == 7 + 3      # 0..6, then 10, 15, 20
+    thin.run(progress=False)
+    assert torch.equal(thin.flat, full.flat)
+    steps = thin.histories()[0]["step"]
+    assert list(steps) == [0, 1, 2, 3, 4, 5, 6, 10, 15, 20, 25, 30, 35, 39]
+    torch.testing.assert_close(thin.history[0], full.history[0, steps], equal_nan=True, rtol=0, atol=0)
+
+
 def test_train_step_past_the_end_raises():
     tr = Trainer([SMALL.replace(n_steps=2)], "cpu")
     tr.train_step()
@@ -100,7 +119,7 @@ def test_chunking_by_memory():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graph_equals_eager_on_gpu():
-    cfg = SMALL.replace(n_steps=30)
+    cfg = SMALL.replace(n_steps=30, record_dense=8, record_every=4)      # both kinds of step, two graphs
     cfgs = [cfg, cfg.replace(init_seed=1, split_seed=1, frac_train=0.5)]
     g = Trainer(cfgs, "cuda", cuda_graph=True)
     e = Trainer(cfgs, "cuda", cuda_graph=False)

@@ -40,21 +40,26 @@ class EmbedMLP:
             return {"W_E": onehot_embedding(self.cfg).expand(R, -1, -1)}
         return {}
 
-    def trunk(self, w: dict) -> torch.Tensor:
-        """First-layer pre-activations for every pair: [run, p*p, d_mlp]."""
+    def trunk(self, w: dict, i: torch.Tensor | None = None, j: torch.Tensor | None = None) -> torch.Tensor:
+        """First-layer pre-activations for the rows (i, j) ([run, n] each; None: all p*p pairs): [run, n, d_mlp]."""
         p, d, D = self.cfg.p, self.cfg.operand_offset, self.cfg.d_model
         W_E, W_1 = w["W_E"], w["W_1"]
+        R = W_E.shape[0]
+        if i is None:
+            grid = torch.arange(p * p, device=W_E.device).expand(R, -1)
+            i, j = grid // p, grid % p
         a = torch.bmm(W_E[:, :p], W_1[:, :D])                   # [r, i, m]
         b = torch.bmm(W_E[:, d:d + p], W_1[:, D:2 * D])         # [r, j, m]
         c = torch.bmm(W_E[:, -1:], W_1[:, 2 * D:]) + w["b_1"][:, None]   # [r, 1, m]
-        return (a[:, :, None] + b[:, None, :] + c[:, None]).reshape(W_E.shape[0], p * p, -1)
+        M = a.shape[-1]
+        return torch.gather(a, 1, i[..., None].expand(-1, -1, M)) + torch.gather(b, 1, j[..., None].expand(-1, -1, M)) + c
 
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
         h = self.act(torch.baddbmm(w["b_2"][:, None], self.act(feats), w["W_2"]))
         return torch.baddbmm(w["b_3"][:, None], h, w["W_3"])
 
-    def extra_measures(self, w: dict, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+    def extra_measures(self, w: dict) -> dict[str, torch.Tensor]:
         """Hidden-layer MED (README variant): cyclic MED of act(hidden1) on the diagonal inputs (i, i)."""
-        p = self.cfg.p
-        diag = feats[:, ::p + 1]                                   # rows i * (p + 1): the pairs (i, i)
-        return {"med_hidden": cyclic_med(self.act(diag))}
+        W_E = w["W_E"]
+        diag = torch.arange(self.cfg.p, device=W_E.device).expand(W_E.shape[0], -1)
+        return {"med_hidden": cyclic_med(self.act(self.trunk(w, diag, diag)))}

@@ -1,10 +1,11 @@
 """The paper's transformer (Nanda et al.'s shape): no LayerNorm, causal attention, read-out at '='.
 
-The forward pass works on the p x p grid instead of p^2 separate sequences. Position 0 only
-ever depends on i and position 1 (in the first layer) only on j, so their states are kept as
-[run, p, 1, d_model] and [run, 1, p, d_model] tables and broadcast; they become full
-[run, p, p, d_model] grids only once attention mixes them. The last layer needs only the '='
-query. This is the same function as the 3-position forward, with far less arithmetic.
+The forward pass works on rows (i, j) of the p x p table, but never on more than it must:
+position 0 only ever depends on i, and position 1 (in the first layer) only on j, so their
+states are kept as p-row tables; a state becomes per-row only once attention mixes operands,
+and the last layer needs only the '=' query. Training steps run it on the train rows alone
+(forward and backward), and the test rows are added, without grad, only on recorded steps.
+This is the same function as the 3-position forward, with far less arithmetic.
 
 Shapes: r run, i first operand, j second operand, h head, e d_head, d d_model, m d_mlp.
 """
@@ -28,19 +29,26 @@ def _bias(b, x):
     return b.view(b.shape[0], *([1] * (x.dim() - 2)), b.shape[-1])
 
 
-def _mix_heads(attn, vo):
-    """sum_h attn[r, i, j, h] * vo[r, i|1, j|1, h, d] -> [r, i, j, d].
+def _join(forms: list[str]) -> str:
+    """The form of a quantity that depends on states of these forms."""
+    kinds = set(forms) - {"c"}
+    if not kinds:
+        return "c"
+    return kinds.pop() if len(kinds) == 1 else "row"
 
-    On CUDA one einsum (batched matmuls with 4 = n_heads terms). On the CPU a plain loop over
-    heads: the CPU's batched matmul is very slow on the strided operands this einsum and its
-    backward produce (seconds instead of milliseconds at p=97).
-    """
-    if attn.device.type == "cuda":
-        return torch.einsum("rijh,rijhd->rijd", attn, vo)
-    out = attn[..., 0, None] * vo[..., 0, :]
-    for h in range(1, attn.shape[-1]):
-        out = out + attn[..., h, None] * vo[..., h, :]
-    return out
+
+def _to_form(x, form: str, target: str, i, j):
+    """Bring x [r, 1|p|n, ...] from form to target ("row" or a form x broadcasts into)."""
+    if form == target or form == "c" or target != "row":
+        return x
+    idx = i if form == "i" else j
+    return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
+
+
+def _add(a, b, i, j):
+    """Sum of two states, in the form of the sum."""
+    form = _join([a[0], b[0]])
+    return form, _to_form(a[1], a[0], form, i, j) + _to_form(b[1], b[0], form, i, j)
 
 
 class Transformer:
@@ -83,58 +91,57 @@ class Transformer:
         h = self.act(_linear(x, w[f"{l}.W_in"]) + _bias(w[f"{l}.b_in"], x))
         return _linear(h, w[f"{l}.W_out"]) + _bias(w[f"{l}.b_out"], x)
 
-    def _attend(self, w, l, xs, queries):
-        """Causal attention outputs for the query positions, each broadcastable to [r, i, j, d].
+    def _attend(self, w, l, xs, queries, i, j):
+        """Causal attention output (after W_O) for each query position, in the form of its result.
 
-        A key position whose state is still a table (it depends on i alone, on j alone, or on
-        neither) contributes attn * (v W_O), with the value-output product v W_O formed on the
-        table (p rows per head) and mixed in by an einsum over heads that broadcasts the table.
-        Only positions whose state is already a full grid take the z -> z W_O route.
+        A state is a pair (form, tensor): "c" [r, 1, d] the same for every pair, "i" [r, p, d] a
+        table over the first operand, "j" [r, p, d] over the second, "row" [r, n, d] one per row.
+        Scores are formed in the smallest form their two sides allow and only then brought to rows.
         """
         WQ, WK, WV, WO = (w[f"{l}.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))
+        R, H, D, e = WQ.shape
+        proj = lambda x, W: torch.einsum("rnd,rhde->rnhe", x, W)
         n_keys = max(queries) + 1
-        keys = [torch.einsum("r...d,rhde->r...he", xs[s], WK) for s in range(n_keys)]
-        vals = [torch.einsum("r...d,rhde->r...he", xs[s], WV) for s in range(n_keys)]
-        # the v W_O tables pay off on CUDA; on the CPU the z -> z W_O route is faster (its batched
-        # matmuls over heads are slow there), so the CPU takes it for every key
-        table = [xs[s].device.type == "cuda" and (xs[s].shape[1] == 1 or xs[s].shape[2] == 1) for s in range(n_keys)]
-        vo = [torch.einsum("r...he,rhed->r...hd", vals[s], WO) if table[s] else None for s in range(n_keys)]
-        scale = math.sqrt(WQ.shape[-1])
+        keys = [proj(xs[s][1], WK) for s in range(n_keys)]
+        vals = [proj(xs[s][1], WV) for s in range(n_keys)]
+        scale = math.sqrt(e)
         outs = {}
         for q in queries:
-            query = torch.einsum("r...d,rhde->r...he", xs[q], WQ)
-            # keys after q are masked out in the released code (-1e10 before softmax), i.e. weight 0
-            scores = torch.broadcast_tensors(*[(query * keys[s]).sum(-1) / scale for s in range(q + 1)])
-            attn = torch.softmax(torch.stack(scores, -1), dim=-1)            # [r, i, j, h, key]
-            out, z = None, None
+            fq, xq = xs[q]
+            query = proj(xq, WQ)
+            form = _join([fq] + [xs[s][0] for s in range(q + 1)])
+            scores = []
             for s in range(q + 1):
-                if table[s]:
-                    term = _mix_heads(attn[..., s], vo[s])
-                    out = term if out is None else out + term
-                else:
-                    term = attn[..., s, None] * vals[s]                        # [r, i, j, h, e]
-                    z = term if z is None else z + term
-            if z is not None:
-                term = torch.einsum("r...he,rhed->r...d", z, WO)
-                out = term if out is None else out + term
-            outs[q] = out
+                fs = _join([fq, xs[s][0]])                  # e.g. const query x i-table key -> i-table
+                qk = _to_form(query, fq, fs, i, j) * _to_form(keys[s], xs[s][0], fs, i, j)
+                scores.append(_to_form(qk.sum(-1) / scale, fs, form, i, j))
+            attn = torch.softmax(torch.stack(torch.broadcast_tensors(*scores), -1), dim=-1)   # [r, n|p|1, h, key]
+            z = sum(attn[..., s, None] * _to_form(vals[s], xs[s][0], form, i, j) for s in range(q + 1))
+            outs[q] = (form, torch.bmm(z.reshape(R, -1, H * e), WO.reshape(R, H * e, D)).view(R, -1, D))
         return outs
 
-    def trunk(self, w: dict) -> torch.Tensor:
-        """Residual stream at '=' before the last MLP, for every pair: [run, p*p, d_model]."""
+    def trunk(self, w: dict, i: torch.Tensor | None = None, j: torch.Tensor | None = None) -> torch.Tensor:
+        """Residual stream at '=' before the last MLP, for the rows (i, j): [run, n, d_model].
+
+        i, j: [run, n] operand values of each run's rows; None means all p*p pairs, row i*p + j.
+        Position 0 depends on i alone through every layer and is kept as a p-row table; the
+        other positions become per-row states once attention mixes operands.
+        """
         cfg, p, d = self.cfg, self.cfg.p, self.cfg.operand_offset
         W_E = w["W_E"]
         R = W_E.shape[0]
-        xs = [W_E[:, :p, None, :], W_E[:, None, d:d + p, :], W_E[:, None, None, -1, :]]
+        if i is None:
+            grid = torch.arange(p * p, device=W_E.device).expand(R, -1)
+            i, j = grid // p, grid % p
+        xs = [("i", W_E[:, :p]), ("j", W_E[:, d:d + p]), ("c", W_E[:, -1:])]
         if cfg.use_pos:
-            xs = [x + w["W_pos"][:, s, None, None, :] for s, x in enumerate(xs)]
+            xs = [(f, x + w["W_pos"][:, s, None, :]) for s, (f, x) in enumerate(xs)]
         for l in range(cfg.n_layers - 1):
-            outs = self._attend(w, l, xs, queries=(0, 1, 2))
-            xs = [xs[s] + outs[s] for s in range(3)]
-            xs = [x + self._mlp(w, l, x) for x in xs]
-        last = cfg.n_layers - 1
-        resid = xs[2] + self._attend(w, last, xs, queries=(2,))[2]
-        return resid.expand(R, p, p, -1).reshape(R, p * p, -1)
+            outs = self._attend(w, l, xs, (0, 1, 2), i, j)
+            xs = [_add(xs[s], outs[s], i, j) for s in range(3)]
+            xs = [(f, x + self._mlp(w, l, x)) for f, x in xs]
+        f, resid = _add(xs[2], self._attend(w, cfg.n_layers - 1, xs, (2,), i, j)[2], i, j)
+        return _to_form(resid, f, "row", i, j)
 
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
         """Last MLP and unembedding on rows of trunk features: [run, n, d_model] -> logits [run, n, p]."""
@@ -143,5 +150,5 @@ class Transformer:
         x = torch.baddbmm(feats + w[f"{l}.b_out"][:, None], h, w[f"{l}.W_out"])    # residual + MLP output
         return torch.bmm(x, w["W_U"])
 
-    def extra_measures(self, w: dict, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+    def extra_measures(self, w: dict) -> dict[str, torch.Tensor]:
         return {}
