@@ -14,7 +14,13 @@ random split, frac 0.3, full batch, every metric every step, float32 with TF32 o
 Printed and written under --out: one table (ms per run-step, run-steps/s, ratio to the released
 code, achieved FLOP/s, fraction of the fp32 bound, memory per run), the ideas measured and which
 were kept, a faithfulness check (alone vs batched vs CPU over the first 100 steps), a TF32
-grokking-curve check, and the estimate for the paper's whole modular programme.
+grokking-curve check, and the estimate for the paper's whole modular programme: the runs of
+grok_core.programme.paper_configs() (thinned histories), batched by grok_core.runner.plan, each
+batch shape timed on recorded and on train-only steps.
+
+--quick is a smoke test on a CPU (p=23, d_model 32; the programme part takes the chapters' quick
+profiles with a thinned history and times only the three cheapest batch shapes); its numbers are
+not comparable.
 """
 from __future__ import annotations
 
@@ -35,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grok_core.config import RunConfig                                     # noqa: E402
-from grok_core.train import Trainer, estimate_bytes_per_run, per_sample_loss, set_strict_fp32   # noqa: E402
+from grok_core.programme import PAPER_RECORD                               # noqa: E402
+from grok_core.train import Trainer, estimate_bytes_per_run, recorded_steps, set_strict_fp32   # noqa: E402
 
 BASE = RunConfig(p=97, frac_train=0.3, n_layers=1, d_model=128, n_heads=4, n_steps=30000)
 LINES: list[str] = []
@@ -54,7 +61,7 @@ def per_sample_flops(cfg: RunConfig) -> float:
     Work that depends on one token only (embeddings, keys/values of positions 0 and 1 while they
     are still per-token tables, the MLP's first layer in the embedding MLP) is shared by p samples
     and left out. Transformer: only the '=' position feeds the logits; earlier layers must also
-    carry position 1 (which sees both operands after the first attention) on the grid.
+    carry position 1 (which sees both operands after the first attention) on the rows.
     """
     D, M, H, p = cfg.d_model, cfg.d_mlp, cfg.n_heads, cfg.p
     if cfg.model == "mlp":
@@ -74,11 +81,18 @@ def per_sample_flops(cfg: RunConfig) -> float:
     return f + 2 * D * p                                            # unembedding at '='
 
 
-def step_flops(cfg: RunConfig) -> float:
-    """Bound per run-step: one forward on every pair (train and test metrics, train loss), backward (2x) on the train rows."""
+def recorded_fraction(cfg: RunConfig) -> float:
+    """Share of cfg's steps that are recorded (and so also run the test rows)."""
+    return len(recorded_steps(cfg)) / cfg.n_steps
+
+
+def step_flops(cfg: RunConfig, recorded: float = 1.0) -> float:
+    """Bound per run-step: forward and backward (2x) on the train rows every step, plus the forward
+    on the test rows on the `recorded` share of steps. recorded=1 (every step recorded, the headline
+    setting) is one forward on every pair and a backward on the train rows."""
     N = cfg.p ** 2
     n = int(cfg.frac_train * N)
-    return per_sample_flops(cfg) * (N + 2 * n)
+    return per_sample_flops(cfg) * (3 * n + recorded * (N - n))
 
 
 def measure_fp32_rate(dev) -> float:
@@ -175,36 +189,12 @@ def time_reference(ref: Path, which: str, dev, n_steps: int = 20) -> dict:
 
 
 # -- ideas measured beside the kept design --------------------------------------------------------------
-class TableBackwardTrainer(Trainer):
-    """Idea: one head pass over the whole p x p table with grad; train loss = weighted table loss,
-    metrics from the same logits. Fewer kernels, but the backward runs over all p^2 pairs."""
-
-    def _forward(self, flat):
-        w = self.model.layout.views(flat) | self.buffers
-        feats = self.model.trunk(w)
-        logits = self.model.head(w, feats)
-        loss_all = per_sample_loss(logits, self.labels, self.cfg.loss)
-        if not hasattr(self, "_w_table"):
-            self._w_table = torch.zeros_like(loss_all).scatter_(1, self.train_idx, self.train_w)
-        loss = (loss_all * self._w_table).sum()
-        with torch.no_grad():
-            from grok_core.measures import med, med_reference, weight_norm
-            cfg, lg = self.cfg, logits.detach()
-            correct = (lg.argmax(-1) == self.labels).float()
-            LA = torch.bmm(torch.stack([loss_all.detach(), correct], 1), self.parts) / self.part_div[:, None]
-            W_E = w["W_E"].detach()
-            row = [LA[:, 0, 0], LA[:, 0, 1], LA[:, 1, 0], LA[:, 1, 1], LA[:, 1, 2], LA[:, 1, 3],
-                   med(W_E, cfg.p), med_reference(W_E, cfg.p, cfg.operand_offset), weight_norm(flat.detach())]
-            row += list(self.model.extra_measures(w, feats.detach()).values())
-        return loss, torch.stack(row, -1)
-
-
 class SyncEveryStepTrainer(Trainer):
     """Idea check: the same eager step, plus one host read per step (as the released code does with .item())."""
 
     def train_step(self):
         super().train_step()
-        self.history[0, self.step - 1, 0].item()
+        self.history[0, 0, 0].item()          # any element: the read waits for the step's device work
 
 
 def time_adamw_variants(cfg: RunConfig, R: int, dev) -> dict:
@@ -270,7 +260,7 @@ def faithfulness(dev, steps: int = 100) -> dict:
 
 def test95(h, thresh=0.95):
     idx = (h["test_acc"] >= thresh).nonzero()[0]
-    return int(idx[0]) if len(idx) else None
+    return int(h["step"][idx[0]]) if len(idx) else None
 
 
 def tf32_curve_check(dev, steps: int = 2500) -> dict:
@@ -296,52 +286,107 @@ def tf32_curve_check(dev, steps: int = 2500) -> dict:
 
 
 # -- the paper's modular programme --------------------------------------------------------------------------
-def programme() -> list[tuple[str, RunConfig, int]]:
-    """(figure, config, number of configs of that shape); 8 seeds each, 30000 steps (spec section 11)."""
-    T = BASE
-    return [
-        ("Table 1 (square k x7, strip t x4)", T, 11),
-        ("Fig 2 depth 1", T, 1),
-        ("Fig 2 depth 2", T.replace(n_layers=2), 1),
-        ("Fig 2 depth 3", T.replace(n_layers=3), 1),
-        ("Fig 2 depth 4", T.replace(n_layers=4), 1),
-        ("Fig 4 x^2+xy+y^2, frac 0.5-0.7", T.replace(fn="x2_xy_y2", frac_train=0.6), 3),
-        ("Fig 5 p=47", T.replace(p=47), 1),
-        ("Fig 5 p=97", T, 1),
-        ("Fig 5 p=211", T.replace(p=211), 1),
-        ("Fig 5 p=379", T.replace(p=379), 1),
-        ("Figs 8-11 MLP p=97", T.replace(model="mlp", n_layers=1), 3),
-        ("Figs 8-11 MLP p=43", T.replace(model="mlp", n_layers=1, p=43), 1),
-        ("Figs 8-11 transformer p=43", T.replace(p=43), 1),
-        ("Figs 8-11 d_model 256, d_mlp 512", T.replace(d_model=256, d_mlp=512), 2),
-        ("Figs 8-11 d_model 256, d_mlp 1024", T.replace(d_model=256, d_mlp=1024), 1),
-        ("Figs 12-19 d_model 128", T, 6),
-        ("Figs 12-19 d_model 256", T.replace(d_model=256, d_mlp=512), 2),
-        ("Fig 20 random / Toeplitz x3 fracs", T, 6),
-    ]
+def programme_batches(max_batch: int, dev, quick: bool = False) -> tuple[list[list[RunConfig]], dict[str, str]]:
+    """The programme's batches as grok_core.runner.plan forms them, and each run's chapter (by key).
+
+    The paper profile of every chapter (grok_core.programme.paper_configs), deduplicated by key.
+    quick: the chapters' quick profiles instead, with a thinned history (record_dense 100, every
+    20th step), so that a CPU can exercise the estimate."""
+    from grok_core.programme import PROFILES, paper_configs, setup
+    from grok_core.runner import plan
+    if quick:
+        per_chapter = {c: setup(c, "quick", {"record_dense": 100, "record_every": 20})[1] for c in PROFILES}
+    else:
+        per_chapter = paper_configs()
+    chapter = {}
+    for name, cs in per_chapter.items():
+        for c in cs:
+            chapter.setdefault(c.key(), name)
+    unique = {c.key(): c for cs in per_chapter.values() for c in cs}
+    return plan(list(unique.values()), max_batch, dev), chapter
 
 
-def estimate_programme(dev, seeds: int = 8, steps: int = 30000, max_batch: int = 64) -> dict:
-    """Time each distinct shape at the batch size the programme would use; add up seeds x steps x rate."""
-    from grok_core.runner import runs_that_fit
-    shapes: dict[tuple, list] = {}
-    for name, cfg, n in programme():
-        shapes.setdefault(cfg.batch_key(), [cfg, 0, []])
-        shapes[cfg.batch_key()][1] += n * seeds
-        shapes[cfg.batch_key()][2].append(name)
-    rows, total = [], 0.0
-    for cfg, n_runs, names in shapes.values():
-        fit = runs_that_fit(cfg, dev) or max_batch
-        R = min(n_runs, max_batch, fit)
-        r = time_ours(cfg, R, dev, n_steps=10)
-        secs = n_runs * steps * r["ms_per_run_step"] / 1e3
+def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 10, repeats: int = 3, **kw) -> dict:
+    """One Trainer of these runs, timed on both kinds of step.
+
+    The configs are trained with record_dense = warm-up + timed steps and record_every = n_steps,
+    so the first steps are recorded (train rows with grad, test rows without, metrics) and the
+    following ones are train-only; only recording differs, the step's arithmetic is the run's own.
+    Each kind is warmed up (on CUDA: its graph captured) before it is timed."""
+    warm = 3
+    dense = warm + repeats * n_steps
+    total = dense + 1 + repeats * n_steps + 1            # + the train-only warm-up step, + the (recorded) last step
+    cfgs = [c.replace(n_steps=max(c.n_steps, total), record_dense=dense, record_every=max(c.n_steps, total))
+            for c in configs]
+    cuda = torch.device(dev).type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    t0 = time.perf_counter()
+    tr = Trainer(cfgs, dev, **kw)
+    for _ in range(warm):
+        tr.train_step()
+    sync(dev)
+    warm_s = time.perf_counter() - t0
+    rec = time_steps(tr.train_step, dev, n_steps, repeats)
+    assert not tr.is_recorded[tr.step:tr.step + 1 + repeats * n_steps].any()
+    tr.train_step()                                       # first train-only step (captures its graph)
+    train = time_steps(tr.train_step, dev, n_steps, repeats)
+    R = len(configs)
+    out = {"runs": R, "ms_per_step_recorded": rec * 1e3, "ms_per_step_train_only": train * 1e3,
+           "ms_per_run_step_recorded": rec * 1e3 / R, "ms_per_run_step_train_only": train * 1e3 / R,
+           "warmup_s": round(warm_s, 2)}
+    if cuda:
+        out["mem_per_run_MB"] = (torch.cuda.max_memory_allocated() - base) / R / 2 ** 20
+    del tr
+    return out
+
+
+def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None) -> dict:
+    """Time each distinct batch shape of the programme on recorded and on train-only steps and
+    weigh the two by the share of recorded steps: minutes per shape and in all.
+
+    rate: the fp32 FLOP/s ceiling, for the thinned-programme bound (None: no bound)."""
+    batches, chapter = programme_batches(max_batch, dev, quick)
+    shapes: dict[tuple, dict] = {}
+    for b in batches:
+        s = shapes.setdefault((b[0].batch_key(), len(b)), {"batches": [], "chapters": []})
+        s["batches"].append(b)
+        for c in b:
+            if chapter[c.key()] not in s["chapters"]:
+                s["chapters"].append(chapter[c.key()])
+    items = list(shapes.values())
+    if quick:
+        items = items[-3:]                                # plan puts the most expensive batches first
+    rows, total, total_bound = [], 0.0, 0.0
+    for s in items:
+        b = s["batches"][0]
+        cfg, R = b[0], len(b)
+        frac = recorded_fraction(cfg)
+        r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3)
+        ms_step = frac * r["ms_per_step_recorded"] + (1 - frac) * r["ms_per_step_train_only"]
+        secs = len(s["batches"]) * cfg.n_steps * ms_step / 1e3
         total += secs
-        rows.append({"shape": f"{cfg.model} p={cfg.p} L={cfg.n_layers} D={cfg.d_model} M={cfg.d_mlp}",
-                     "runs": n_runs, "batch": R, "ms_per_run_step": r["ms_per_run_step"],
-                     "mem_per_run_MB": r.get("mem_per_run_MB"), "mem_estimate_per_run_MB": r.get("mem_estimate_per_run_MB"),
-                     "minutes": secs / 60, "figures": names})
-    return {"rows": rows, "total_minutes": total / 60, "n_configs": sum(n for _, _, n in programme()),
-            "seeds": seeds, "steps": steps}
+        row = {"shape": f"{cfg.model} p={cfg.p} L={cfg.n_layers} D={cfg.d_model} M={cfg.d_mlp}",
+               "runs": sum(map(len, s["batches"])), "batch": R, "n_batches": len(s["batches"]),
+               "n_steps": cfg.n_steps, "recorded_fraction": frac,
+               "ms_per_run_step_recorded": r["ms_per_run_step_recorded"],
+               "ms_per_run_step_train_only": r["ms_per_run_step_train_only"],
+               "ms_per_run_step_mixed": ms_step / R,
+               "mem_per_run_MB": r.get("mem_per_run_MB"),
+               "mem_estimate_per_run_MB": estimate_bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
+               "minutes": secs / 60, "chapters": s["chapters"]}
+        if rate:
+            bound = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for bb in s["batches"] for c in bb) / rate
+            row["bound_minutes"] = bound / 60
+            total_bound += bound
+        rows.append(row)
+    out = {"rows": rows, "total_minutes": total / 60, "n_runs": sum(r["runs"] for r in rows),
+           "max_batch": max_batch, "quick": quick}
+    if rate:
+        out["bound_total_minutes"] = total_bound / 60
+    return out
 
 
 @contextlib.contextmanager
@@ -369,7 +414,9 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,programme,cpu")
     ap.add_argument("--runs", default="1,8,64,256")
-    ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32 (numbers not comparable)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32; the programme from the "
+                    "quick profiles, three shapes (numbers not comparable)")
+    ap.add_argument("--max-batch", type=int, default=128, help="most runs in one batch for the programme estimate")
     args = ap.parse_args()
     if args.quick:
         global BASE
@@ -387,17 +434,25 @@ def main():
                       "full batch, all metrics every step"}
     say(f"device: {name}   torch {torch.__version__}   TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
 
+    thin = recorded_fraction(BASE.replace(**PAPER_RECORD))
     res["flop_per_sample_fwd"] = per_sample_flops(BASE)
     res["flop_per_run_step"] = step_flops(BASE)
+    res["programme_recorded_fraction"] = thin
+    res["flop_per_run_step_thinned"] = step_flops(BASE, thin)
     say(f"arithmetic: {per_sample_flops(BASE) / 1e6:.3f} MFLOP per sample forward (cls position only); "
-        f"{step_flops(BASE) / 1e9:.2f} GFLOP per run-step (forward on all p^2 pairs + backward on the train rows)")
+        f"every step recorded: {step_flops(BASE) / 1e9:.2f} GFLOP per run-step (forward on all p^2 pairs + "
+        f"backward on the train rows); thinned as in the programme ({thin:.1%} of steps recorded): "
+        f"{step_flops(BASE, thin) / 1e9:.2f} GFLOP (forward + backward on the train rows every step, "
+        f"the test-row forward on recorded steps)")
     if cuda:
         rate = measure_fp32_rate(dev)
         res["fp32_matmul_flop_per_s"] = rate
         res["bound_ms_per_run_step"] = step_flops(BASE) / rate * 1e3
         res["bound_run_steps_per_s"] = rate / step_flops(BASE)
-        say(f"fp32 ceiling (8192^3 matmul, TF32 off): {rate / 1e12:.1f} TFLOP/s -> bound "
-            f"{res['bound_ms_per_run_step']:.4f} ms per run-step = {res['bound_run_steps_per_s']:,.0f} run-steps/s")
+        res["bound_ms_per_run_step_thinned"] = step_flops(BASE, thin) / rate * 1e3
+        say(f"fp32 ceiling (8192^3 matmul, TF32 off): {rate / 1e12:.1f} TFLOP/s -> bound, every step recorded: "
+            f"{res['bound_ms_per_run_step']:.4f} ms per run-step = {res['bound_run_steps_per_s']:,.0f} run-steps/s; "
+            f"thinned: {res['bound_ms_per_run_step_thinned']:.4f} ms per run-step")
     table = []
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()[:40]
@@ -472,8 +527,6 @@ def main():
                 ideas[f"eager R={R}"] = add(f"  eager, no graph, R={R}", BASE, time_ours(BASE, R, dev, n, cuda_graph=False))
                 ideas[f"eager+sync R={R}"] = add(f"  eager + one host read per step, R={R}", BASE,
                                                  time_ours(BASE, R, dev, n, trainer_cls=SyncEveryStepTrainer, cuda_graph=False))
-                ideas[f"table-backward R={R}"] = add(f"  head backward over the whole table, R={R}", BASE,
-                                                     time_ours(BASE, R, dev, n, trainer_cls=TableBackwardTrainer))
                 ideas[f"tf32 R={R}"] = add(f"  TF32 matmuls (option, off), R={R}", BASE, time_ours(BASE, R, dev, n, precision="tf32"))
                 set_strict_fp32()
             ideas["tf32 R=256"] = add("  TF32 matmuls (option, off), R=256", BASE, time_ours(BASE, 256, dev, 5, precision="tf32"))
@@ -489,10 +542,8 @@ def main():
             notes = [
                 f"kept: CUDA graph of the whole step: eager is x{x('eager R=1', g1):.1f} slower at R=1, x{x('eager R=64', g64):.2f} at R=64",
                 f"kept: no host syncs in the loop: one host read per step costs x{x('eager+sync R=64', g64) / x('eager R=64', g64):.2f} (eager, R=64)",
-                "kept: cls-only last layer with per-token v·W_O tables; one head pass per pair "
-                "(train rows with grad, test rows without) instead of a metrics pass plus a train pass",
-                f"dropped: head backward over the whole table: x{x('table-backward R=1', g1):.2f} at R=1, "
-                f"x{x('table-backward R=64', g64):.2f} at R=64",
+                "kept: cls-only last layer with per-token v·W_O tables; trunk and head on the train rows "
+                "with grad, the test rows without grad and only on recorded steps",
                 f"not used: torch's fused AdamW: {ad['torch_fused_ms']:.2f} vs {ad['ours_ms']:.2f} ms per step at R=64, i.e. "
                 f"{(ad['ours_ms'] - ad['torch_fused_ms']) / step64:.1%} of the step; it takes one lr and wd per call, "
                 "and ours has per-run lr and wd",
@@ -521,16 +572,23 @@ def main():
             for k, d in res["tf32_check"].items():
                 say(f"  {k}: {d['test95_step']}  final test acc {d['final_test_acc']}")
         dump()
-    if "programme" in parts and cuda:
+    if "programme" in parts and (cuda or args.quick):
         with guard("programme"):
-            say("the paper's modular programme (8 seeds x 30000 steps per config), timed per shape at its batch size:")
-            est = estimate_programme(dev)
+            which = "QUICK profiles, the three cheapest shapes" if args.quick else "paper profiles"
+            say(f"the paper's modular programme (grok_core.programme, {which}), "
+                f"batched by grok_core.runner.plan (max batch {args.max_batch}); each batch shape timed on recorded "
+                "and train-only steps, mixed by the share of recorded steps:")
+            est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"))
             res["programme"] = est
             for row in est["rows"]:
-                say(f"  {row['shape']:<40} {row['runs']:4d} runs in batches of {row['batch']:3d}: "
-                    f"{row['ms_per_run_step']:.4f} ms/run-step, {fmt(row['mem_per_run_MB'], 0)} MB/run "
-                    f"(est. {fmt(row['mem_estimate_per_run_MB'], 0)}) -> {row['minutes']:.1f} min")
-            say(f"  total for {est['n_configs']} configs x {est['seeds']} seeds: {est['total_minutes']:.1f} minutes")
+                say(f"  {row['shape']:<34} {row['runs']:4d} runs, batch {row['batch']:3d}: ms/run-step "
+                    f"{row['ms_per_run_step_recorded']:.4f} recorded / {row['ms_per_run_step_train_only']:.4f} train-only / "
+                    f"{row['ms_per_run_step_mixed']:.4f} mixed ({row['recorded_fraction']:.1%} recorded), "
+                    f"{fmt(row['mem_per_run_MB'], 0)} MB/run (est. {fmt(row['mem_estimate_per_run_MB'], 0)}) "
+                    f"-> {row['minutes']:.1f} min" + (f" (bound {row['bound_minutes']:.1f})" if "bound_minutes" in row else "")
+                    + f"  [{', '.join(row['chapters'])}]")
+            say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes"
+                + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})" if "bound_total_minutes" in est else ""))
         dump()
     if "profile" in parts and cuda:
         with guard("profile"):

@@ -120,13 +120,19 @@ def _shown(path) -> str:
 
 
 def provenance_rows(runs) -> list[list[str]]:
-    """One row per distinct run: config hash, device, code commit, training wall time."""
-    rows, seen = [], set()
-    for r in runs:
-        if r.key in seen:
-            continue
-        seen.add(r.key)
+    """Where the runs came from, one row per training batch: runs, config hashes (the first few),
+    device, torch, code commit, and the batch's training wall time."""
+    batches: dict[tuple, list[str]] = {}
+    for r in {r.key: r for r in runs}.values():
         m = r.meta
-        rows.append([f"`{r.key}`", str(m.get("device", "?")), str(m.get("code_commit", "?")),
-                     f"{m.get('wall_time_s', float('nan')):.0f} s (batch of {m.get('batch_size', '?')})"])
+        where = (str(m.get("device", "?")), str(m.get("torch", "?")), str(m.get("code_commit", "?")),
+                 m.get("wall_time_s", float("nan")), m.get("batch_size", "?"))
+        batches.setdefault(where, []).append(r.key)
+    rows = []
+    for (device, torch_version, commit, wall, size), keys in batches.items():
+        shown = ", ".join(f"`{k}`" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        rows.append([str(len(keys)), shown, device, torch_version, commit, f"{wall:.0f} s (batch of {size})"])
     return rows
+
+
+PROVENANCE_HEADERS = ["runs", "config hashes", "device", "torch", "code commit", "training time"]

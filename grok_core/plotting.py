@@ -106,13 +106,19 @@ def _seed_text(seeds) -> str:
     return ", ".join(map(str, seeds))
 
 
-def runs_caption(groups: dict, label=str) -> str:
-    """Caption text naming, for each group, its init seeds and the config hash of every run."""
+def runs_caption(groups: dict, label=str, max_keys: int = 4) -> str:
+    """Caption text naming, for each group, its init and split seeds, and the config hashes of its runs
+    where there are at most max_keys (else their count; the chapter's Runs section lists them all)."""
     parts = []
     for name, runs in groups.items():
         seeds = _seed_text(r.config.init_seed for r in runs)
-        keys = ", ".join(f"`{r.key}`" for r in runs)
-        parts.append(f"{label(name)}: init seeds {seeds}, split seed {runs[0].config.split_seed}; config hashes {keys}")
+        splits = sorted({r.config.split_seed for r in runs})
+        split_text = f"split seed{'s' if len(splits) > 1 else ''} {_seed_text(splits)}"
+        if len(runs) <= max_keys:
+            keys = "config hashes " + ", ".join(f"`{r.key}`" for r in runs)
+        else:
+            keys = f"{len(runs)} runs"
+        parts.append(f"{label(name)}: init seeds {seeds} × {split_text}; {keys}")
     return "; ".join(parts) + "."
 
 

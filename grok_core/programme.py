@@ -197,10 +197,45 @@ def shard(batches: list[list[RunConfig]], index: int, count: int) -> list[list[R
     return mine
 
 
+MANIFEST_FIELDS = ["key", "chapters", "model", "p", "fn", "split", "split_param", "frac_train", "operand_offset",
+                   "n_layers", "d_model", "d_mlp", "embed_init", "init_seed", "split_seed", "n_steps", "lr",
+                   "record_dense", "record_every", "device", "torch", "compiled", "batch_size", "batch_wall_time_s",
+                   "code_commit", "created"]
+
+
+def manifest_rows(store) -> list[dict]:
+    """One row per stored run (sorted by key): its config hash, the chapters that read it, the settings
+    that tell runs apart, both seeds, and where, with what and how long it was trained."""
+    chapters: dict[str, list[str]] = {}
+    for name, cs in paper_configs().items():
+        for c in cs:
+            chapters.setdefault(c.key(), []).append(name)
+    rows = []
+    for meta in sorted(store.list(), key=lambda m: m["key"]):
+        cfg, key = meta["config"], meta["key"]
+        rows.append({**{k: cfg.get(k) for k in MANIFEST_FIELDS if k in cfg}, "key": key,
+                     "chapters": " ".join(chapters.get(key, [])) or "-", "device": meta.get("device"),
+                     "torch": meta.get("torch"), "compiled": meta.get("compiled"), "batch_size": meta.get("batch_size"),
+                     "batch_wall_time_s": meta.get("wall_time_s"), "code_commit": meta.get("code_commit"),
+                     "created": meta.get("created")})
+    return rows
+
+
+def manifest_text(store) -> str:
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, MANIFEST_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(manifest_rows(store))
+    return buf.getvalue()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m grok_core.programme",
                                  description="List or train the paper-profile runs of the book's chapters.")
-    ap.add_argument("action", choices=["list", "run"])
+    ap.add_argument("action", choices=["list", "run", "manifest"],
+                    help="list: what a shard would train; run: train it; manifest: write results/manifest.csv")
     ap.add_argument("--chapters", default=",".join(PROFILES), help="comma list of chapters (default: all)")
     ap.add_argument("--shard", default="0/1", help="i/n: train only shard i of n (one per GPU)")
     ap.add_argument("--max-batch", type=int, default=128, help="most runs trained together")
@@ -212,6 +247,11 @@ def main(argv=None):
     chapters = [c for c in args.chapters.split(",") if c]
     per_chapter = paper_configs(chapters)
     store = RunStore()
+    if args.action == "manifest":
+        path = store.root / "manifest.csv"
+        path.write_text(manifest_text(store))
+        print(f"wrote {path} ({len(store.list())} runs)")
+        return 0
     configs = [c for cs in per_chapter.values() for c in cs]
     missing = [c for c in {c.key(): c for c in configs}.values() if not store.entry(c.key()).exists()]
     for name, cs in per_chapter.items():

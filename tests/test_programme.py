@@ -1,0 +1,91 @@
+"""The book's programme: chapter settings resolve to the intended runs; bad values fail clearly; shards split fairly."""
+import numpy as np
+import pytest
+
+from grok_core.analysis import on_grid, rolling_mean, steps_to_threshold, table1_metrics
+from grok_core.programme import PROFILES, paper_configs, seed_pairs, setup, shard
+from grok_core.runner import cost, plan
+
+
+def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories():
+    per = paper_configs()
+    assert {k: len(v) for k, v in per.items()} == {
+        "table1_square_strip": 88, "fig2_layers": 32, "fig4_x2xyy2_frac": 24, "fig5_med_primes": 32,
+        "figs12_19_functions": 64, "fig20_toeplitz": 72}
+    for cs in per.values():
+        assert all((c.record_dense, c.record_every, c.n_steps) == (2000, 20, 30000) for c in cs)
+    t1 = per["table1_square_strip"]
+    pairs = {(c.init_seed, c.split_seed) for c in t1 if (c.split, c.split_param) == ("square", 30)}
+    assert pairs == {(i, s) for i in range(4) for s in (0, 1)}              # crossed, both recorded
+    assert len({c.key() for c in t1}) == 88
+
+
+def test_seed_pairs_cross_init_and_split_seeds():
+    assert seed_pairs(dict(n_seeds=2, n_split_seeds=2, split_seed=11)) == [(0, 11), (1, 11), (0, 12), (1, 12)]
+    with pytest.raises(ValueError, match="n_split_seeds"):
+        seed_pairs(dict(n_seeds=2, n_split_seeds=0, split_seed=0))
+
+
+@pytest.mark.parametrize("chapter,given,match", [
+    ("fig2_layers", dict(depths="1,0"), "depths"),
+    ("fig5_med_primes", dict(primes="47,91"), "p=91"),
+    ("fig4_x2xyy2_frac", dict(fracs="0.5,1.5"), "frac_train"),
+    ("figs12_19_functions", dict(figures="12,21"), "figures"),
+    ("fig20_toeplitz", dict(embed_inits="normal,onehot2"), "embed_inits"),
+    ("table1_square_strip", dict(square_k="30,99"), "split_param"),
+    ("table1_square_strip", dict(record_every=0), "record_every"),
+    ("table1_square_strip", dict(n_seeds=True), "n_seeds"),
+    ("nope", {}, "chapter"),
+])
+def test_bad_settings_fail_with_the_parameter_named(chapter, given, match):
+    with pytest.raises(ValueError, match=match):
+        setup(chapter, "quick", given)
+
+
+def test_quick_profiles_record_every_step():
+    for chapter in PROFILES:
+        S, configs = setup(chapter, "quick", {})
+        assert configs and all(c.record_every == 1 for c in configs)
+
+
+def test_shards_cover_every_batch_once_and_balance_cost():
+    configs = [c for cs in paper_configs().values() for c in cs]
+    batches = plan(configs, 128, "cpu")
+    parts = [shard(batches, i, 2) for i in range(2)]
+    keys = [c.key() for part in parts for b in part for c in b]
+    assert sorted(keys) == sorted({c.key() for c in configs})
+    loads = [sum(cost(c) for b in part for c in b) for part in parts]
+    assert max(loads) < 1.5 * min(loads)
+    with pytest.raises(ValueError, match="shard"):
+        shard(batches, 2, 2)
+
+
+def _thin(h, dense, every):
+    keep = (h["step"] < dense) | (h["step"] % every == 0) | (h["step"] == h["step"][-1])
+    return {k: v[keep] for k, v in h.items()}
+
+
+def test_table1_rules_on_a_thinned_history_match_the_full_one():
+    """A synthetic grokking curve: memorise at 100, test accuracy rises at 3000 to 0.8, dips to 0.7 later,
+    with noise of 1 point per step. After step 2000 the thinned window averages 10 recorded points instead
+    of 200 steps, so the extremes of a noisy plateau come out up to about one point further out."""
+    s = np.arange(30000)
+    rng = np.random.default_rng(0)
+    train = np.clip(s / 100, 0, 1)
+    test = 0.1 + 0.7 / (1 + np.exp(-(s - 3000) / 150)) - 0.1 * (s > 20000) + rng.normal(0, 0.01, len(s))
+    full = {"step": s, "test_acc": test, "train_acc": train}
+    thin = _thin(full, 2000, 20)
+    a = table1_metrics(full["test_acc"], full["train_acc"])
+    b = table1_metrics(thin["test_acc"], thin["train_acc"], steps=thin["step"])
+    assert b.memorised_at == a.memorised_at == 99          # train accuracy 0.99 at step 99
+    assert abs(b.go_epoch - a.go_epoch) <= 20 and abs(a.go_epoch - 3000) < 100
+    assert abs(b.u_acc - a.u_acc) < 0.01 and abs(b.l_acc - a.l_acc) < 0.01
+
+
+def test_step_aware_helpers():
+    steps = np.array([0, 1, 2, 10, 20, 30])
+    x = np.array([0.0, 1, 2, 10, 20, 30])
+    assert rolling_mean(x, 3, steps)[1] == 1.0 and rolling_mean(x, 21, steps)[4] == 20.0
+    assert steps_to_threshold(x, 15, steps) == 20 and steps_to_threshold(x, 15) == 4
+    g = on_grid({"step": steps, "v": x}, 10)
+    assert list(g["step"]) == [0, 10, 20, 30]
