@@ -132,17 +132,22 @@ def time_steps(step, dev, n_steps: int, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def memory_baseline(dev) -> int | None:
+    """On CUDA: free the cache, reset the peak counter and return the bytes allocated now (else None)."""
+    if torch.device(dev).type != "cuda":
+        return None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated()
+
+
 def configs_for(cfg: RunConfig, R: int) -> list[RunConfig]:
     return [cfg.replace(init_seed=r, split_seed=r) for r in range(R)]
 
 
 def time_ours(cfg: RunConfig, R: int, dev, n_steps: int = 20, trainer_cls=Trainer, **kw) -> dict:
     """Build a Trainer of R runs, warm it up (graph capture, compilation), time n_steps steps."""
-    cuda = torch.device(dev).type == "cuda"
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+    base = memory_baseline(dev)
     t0 = time.perf_counter()
     tr = trainer_cls(configs_for(cfg, R), dev, **kw)
     for _ in range(3):
@@ -152,7 +157,7 @@ def time_ours(cfg: RunConfig, R: int, dev, n_steps: int = 20, trainer_cls=Traine
     s = time_steps(tr.train_step, dev, n_steps)
     out = {"runs": R, "ms_per_step": s * 1e3, "ms_per_run_step": s * 1e3 / R, "run_steps_per_s": R / s,
            "warmup_s": round(warm, 2)}
-    if cuda:
+    if base is not None:
         out["mem_per_run_MB"] = (torch.cuda.max_memory_allocated() - base) / R / 2 ** 20
         out["mem_estimate_per_run_MB"] = estimate_bytes_per_run(cfg) / 2 ** 20
     del tr
@@ -318,11 +323,7 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
     total = dense + 1 + repeats * n_steps + 1            # + the train-only warm-up step, + the (recorded) last step
     cfgs = [c.replace(n_steps=max(c.n_steps, total), record_dense=dense, record_every=max(c.n_steps, total))
             for c in configs]
-    cuda = torch.device(dev).type == "cuda"
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+    base = memory_baseline(dev)
     t0 = time.perf_counter()
     tr = Trainer(cfgs, dev, **kw)
     for _ in range(warm):
@@ -337,7 +338,7 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
     out = {"runs": R, "ms_per_step_recorded": rec * 1e3, "ms_per_step_train_only": train * 1e3,
            "ms_per_run_step_recorded": rec * 1e3 / R, "ms_per_run_step_train_only": train * 1e3 / R,
            "warmup_s": round(warm_s, 2)}
-    if cuda:
+    if base is not None:
         out["mem_per_run_MB"] = (torch.cuda.max_memory_allocated() - base) / R / 2 ** 20
     del tr
     return out
