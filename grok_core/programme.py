@@ -16,7 +16,7 @@ import sys
 import time
 
 from .config import RunConfig
-from .runner import cost
+from .runner import cost, plan, train_batch
 from .notebook import as_float_list, as_int_list, require, resolve
 
 PAPER_RECORD = dict(record_dense=2000, record_every=20)
@@ -241,7 +241,6 @@ def main(argv=None):
     ap.add_argument("--max-batch", type=int, default=128, help="most runs trained together")
     ap.add_argument("--compile", action="store_true", help="torch.compile the step (recorded in each run's meta)")
     args = ap.parse_args(argv)
-    from .runner import plan, train_batch
     from .store import RunStore
     from .train import default_device
     chapters = [c for c in args.chapters.split(",") if c]

@@ -140,7 +140,7 @@ class Trainer:
         dev = self.device
 
         splits = [make_split(c) for c in configs]
-        self.labels = torch.stack([task_labels(c.fn, c.p) for c in configs]).to(dev)          # [r, N]
+        labels = torch.stack([task_labels(c.fn, c.p) for c in configs]).to(dev)               # [r, N]
         n_train = torch.tensor([len(s.train_idx) for s in splits])
         n_max = int(n_train.max())
         self.train_idx = torch.zeros(R, n_max, dtype=torch.long)
@@ -149,7 +149,7 @@ class Trainer:
             self.train_idx[r, :len(s.train_idx)] = s.train_idx
             self.train_w[r, :len(s.train_idx)] = 1.0 / len(s.train_idx)
         self.train_idx, self.train_w = self.train_idx.to(dev), self.train_w.to(dev)
-        self.train_labels = torch.gather(self.labels, 1, self.train_idx)
+        self.train_labels = torch.gather(labels, 1, self.train_idx)
         self.train_ij = (self.train_idx // cfg.p, self.train_idx % cfg.p)
         n_test_max = max(len(s.test_idx) for s in splits)
         self.test_idx = torch.zeros(R, n_test_max, dtype=torch.long)
@@ -158,7 +158,7 @@ class Trainer:
             self.test_idx[r, :len(s.test_idx)] = s.test_idx
             test_real[r, :len(s.test_idx)] = 1.0
         self.test_idx = self.test_idx.to(dev)
-        self.test_labels = torch.gather(self.labels, 1, self.test_idx)
+        self.test_labels = torch.gather(labels, 1, self.test_idx)
         self.test_ij = (self.test_idx // cfg.p, self.test_idx % cfg.p)
         train_real = (self.train_w > 0).float()
         # [r, N, 4] 0/1 membership of train / test / block / leftover (sums of 0/1 are exact in float32);
@@ -170,7 +170,6 @@ class Trainer:
         rows = torch.cat([self.train_idx.cpu(), self.test_idx.cpu()], 1)
         real = torch.cat([train_real.cpu(), test_real], 1)
         self.row_parts = (torch.gather(parts, 1, rows[..., None].expand(-1, -1, 4)) * real[..., None]).to(dev)
-        self.parts = parts.to(dev)
         self.part_div = torch.where(counts > 0, counts, math.nan).to(dev)
 
         self.flat = torch.stack([self.model.init_params(c) for c in configs]).to(dev).requires_grad_()

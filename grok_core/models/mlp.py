@@ -21,7 +21,6 @@ class EmbedMLP:
         shapes |= {"W_1": (3 * D, M), "b_1": (M,), "W_2": (M, M), "b_2": (M,), "W_3": (M, p), "b_3": (p,)}
         self.layout = FlatLayout(shapes)
         self.act = activation(cfg.act)
-        self.feature_dim = M
 
     def init_params(self, cfg: RunConfig) -> torch.Tensor:
         """W_E ~ N(0,1)/sqrt(d_model); Linear weights and biases U(+-1/sqrt(fan_in)), torch's default."""

@@ -66,7 +66,6 @@ class Transformer:
         shapes["W_U"] = (D, cfg.p)
         self.layout = FlatLayout(shapes)
         self.act = activation(cfg.act)
-        self.feature_dim = D
 
     def init_params(self, cfg: RunConfig) -> torch.Tensor:
         """One run's flat parameters: every matrix N(0, 1)/sqrt(d_model), biases zero (spec 3.2)."""
