@@ -16,9 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from .analysis import steps_to_threshold
 from .config import RunConfig
 from .store import RunStore
 
@@ -61,13 +61,13 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def summarize(history: dict) -> dict:
-    """Final accuracies and the first steps at which train reaches 1.0 and test reaches 0.95."""
-    def first(a, thr):
-        hit = np.nonzero(np.asarray(a) >= thr)[0]
-        return int(history["step"][hit[0]]) if len(hit) else None
-    return {"steps": int(len(history["step"])), "final_train_acc": float(history["train_acc"][-1]),
-            "final_test_acc": float(history["test_acc"][-1]), "train_acc_1_at": first(history["train_acc"], 1.0),
-            "test_acc_95_at": first(history["test_acc"], 0.95)}
+    """Steps trained and recorded, final accuracies, and the first recorded steps at which train
+    accuracy reaches 1.0 and test accuracy 0.95."""
+    steps = history["step"]
+    return {"steps": int(steps[-1]) + 1, "recorded_steps": int(len(steps)),
+            "final_train_acc": float(history["train_acc"][-1]), "final_test_acc": float(history["test_acc"][-1]),
+            "train_acc_1_at": steps_to_threshold(history["train_acc"], 1.0, steps),
+            "test_acc_95_at": steps_to_threshold(history["test_acc"], 0.95, steps)}
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:

@@ -45,6 +45,17 @@ def test_run_list_show(tmp_path, capsys):
     assert shown["meta"]["config"]["lr"] == 0.003 and shown["summary"]["steps"] == 5
 
 
+def test_thinned_run_from_the_command_line(tmp_path, capsys):
+    root = str(tmp_path)
+    sets = [f"{k}={v}" for k, v in (TINY | {"n_steps": 9, "record_dense": 2, "record_every": 3}).items()]
+    assert main(["--results", root, "run"] + [a for kv in sets for a in ("--set", kv)]) == 0
+    key = RunConfig(**(TINY | {"n_steps": 9, "record_dense": 2, "record_every": 3})).key()
+    capsys.readouterr()
+    assert main(["--results", root, "show", key]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["steps"] == 9 and summary["recorded_steps"] == 5          # steps 0, 1, 3, 6, 8
+
+
 def test_bad_input_gives_a_clear_error_and_exit_code_2(tmp_path, capsys):
     assert main(["--results", str(tmp_path), "run", "--set", "p=10"]) == 2
     assert "p=10 is not allowed" in capsys.readouterr().err

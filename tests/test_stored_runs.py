@@ -64,6 +64,13 @@ def test_manifest_lists_every_stored_run_as_stored():
     assert set(stored_paper) <= listed, "stored paper runs missing from results/manifest.csv"
 
 
+def test_committed_results_stay_within_50_mb():
+    """The repository's budget for stored results: the manifest's runs plus the ResNet runs."""
+    entries = [STORE.entry(r["key"]) for r in _manifest()] + list((REPO_ROOT / "results" / "resnet-runs").glob("*"))
+    total = sum(f.stat().st_size for d in entries for f in d.rglob("*") if f.is_file())
+    assert total <= 50 * 2 ** 20, f"stored results take {total / 2 ** 20:.1f} MB"
+
+
 def test_stored_histories_have_the_paper_resolution():
     run = _stored("table1_square_strip", split="square", split_param=30, init_seed=0, split_seed=0)
     if run is None:
