@@ -591,24 +591,28 @@ def main():
             say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes"
                 + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})" if "bound_total_minutes" in est else ""))
         dump()
-    if "profile" in parts and cuda:
+    if "profile" in parts:
         with guard("profile"):
             from torch.profiler import ProfilerActivity, profile
-            for R in (1, 64):
-                tr = Trainer(configs_for(BASE, R), dev, cuda_graph=False)
-                for _ in range(3):
-                    tr.train_step()
-                sync(dev)
-                with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                    for _ in range(5):
+            activity, sort = ((ProfilerActivity.CUDA, "self_cuda_time_total") if cuda
+                              else (ProfilerActivity.CPU, "self_cpu_time_total"))
+            train_only = BASE.replace(record_dense=0, record_every=BASE.n_steps)   # step 0 recorded, then none
+            for R in ((1, 128) if cuda else (1,)):
+                for kind, cfg in (("recorded", BASE), ("train-only", train_only)):
+                    tr = Trainer(configs_for(cfg, R), dev, cuda_graph=False)
+                    for _ in range(3):
                         tr.train_step()
                     sync(dev)
-                tab = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25)
-                (args.out / f"profile_R{R}.txt").write_text(tab)
-                say(f"profile, eager, R={R}, 5 steps:")
-                for line in tab.splitlines()[:20]:
-                    say("   " + line[:160])
-                del tr
+                    with profile(activities=[activity]) as prof:
+                        for _ in range(5):
+                            tr.train_step()
+                        sync(dev)
+                    tab = prof.key_averages().table(sort_by=sort, row_limit=25)
+                    (args.out / f"profile_{kind}_R{R}_{tag}.txt").write_text(tab)
+                    say(f"profile, eager, {kind} steps, R={R}, 5 steps:")
+                    for line in tab.splitlines()[:20]:
+                        say("   " + line[:160])
+                    del tr
         dump()
     if "compile" in parts and cuda:
         with guard("compile"):
