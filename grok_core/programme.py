@@ -204,7 +204,8 @@ MANIFEST_FIELDS = ["key", "chapters", "model", "p", "fn", "split", "split_param"
 
 
 def manifest_rows(store) -> list[dict]:
-    """One row per stored run (sorted by key): its config hash, the chapters that read it, the settings
+    """One row per stored run of the chapters' paper profiles (sorted by key; runs trained for other
+    settings, e.g. by the tests, are left out): its config hash, the chapters that read it, the settings
     that tell runs apart, both seeds, and where, with what and how long it was trained."""
     chapters: dict[str, list[str]] = {}
     for name, cs in paper_configs().items():
@@ -213,8 +214,10 @@ def manifest_rows(store) -> list[dict]:
     rows = []
     for meta in sorted(store.list(), key=lambda m: m["key"]):
         cfg, key = meta["config"], meta["key"]
+        if key not in chapters:
+            continue
         rows.append({**{k: cfg.get(k) for k in MANIFEST_FIELDS if k in cfg}, "key": key,
-                     "chapters": " ".join(chapters.get(key, [])) or "-", "device": meta.get("device"),
+                     "chapters": " ".join(chapters[key]), "device": meta.get("device"),
                      "torch": meta.get("torch"), "compiled": meta.get("compiled"), "batch_size": meta.get("batch_size"),
                      "batch_wall_time_s": meta.get("wall_time_s"), "code_commit": meta.get("code_commit"),
                      "created": meta.get("created")})
@@ -248,8 +251,9 @@ def main(argv=None):
     store = RunStore()
     if args.action == "manifest":
         path = store.root / "manifest.csv"
-        path.write_text(manifest_text(store))
-        print(f"wrote {path} ({len(store.list())} runs)")
+        text = manifest_text(store)
+        path.write_text(text)
+        print(f"wrote {path} ({text.count(chr(10)) - 1} runs)")
         return 0
     configs = [c for cs in per_chapter.values() for c in cs]
     missing = [c for c in {c.key(): c for c in configs}.values() if not store.entry(c.key()).exists()]
@@ -257,7 +261,10 @@ def main(argv=None):
         have = sum(store.entry(c.key()).exists() for c in cs)
         print(f"{name}: {len(cs)} runs, {have} stored")
     device = default_device()
-    i, n = (int(x) for x in args.shard.split("/"))
+    try:
+        i, n = (int(x) for x in args.shard.split("/"))
+    except ValueError:
+        ap.error(f"--shard {args.shard!r} is not allowed; use i/n, e.g. 0/2")
     batches = shard(plan(missing, args.max_batch, device), i, n)
     total = sum(sum(map(cost, b)) for b in batches)
     print(f"shard {i}/{n}: {sum(map(len, batches))} runs in {len(batches)} batches, relative cost {total:.1f}")
