@@ -173,8 +173,6 @@ def setup(chapter: str, profile: str, given: dict) -> tuple[dict, list[RunConfig
     if chapter not in PROFILES:
         raise ValueError(f"chapter={chapter!r} is not allowed; choose one of {', '.join(PROFILES)}")
     S = resolve(PROFILES[chapter], profile, given)
-    for name in ("record_dense", "record_every"):
-        _count(name, S[name], 0 if name == "record_dense" else 1)
     return S, BUILD[chapter](S)
 
 

@@ -15,10 +15,13 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from grok_core.analysis import steps_to_threshold, table1_metrics
 from grok_core.programme import PAPER_RECORD, setup
 from grok_core.runner import load_or_train
 from grok_core.store import RunStore
+from grok_core.train import recorded_steps
 
 
 def main(argv=None):
@@ -37,7 +40,7 @@ def main(argv=None):
     (run,) = load_or_train([full_cfg], RunStore(args.store), progress=True)
     h = run.history
     steps = h["step"]
-    keep = (steps < PAPER_RECORD["record_dense"]) | (steps % PAPER_RECORD["record_every"] == 0) | (steps == steps[-1])
+    keep = np.isin(steps, recorded_steps(full_cfg.replace(**PAPER_RECORD)).numpy())
     out = {"config": full_cfg.to_dict(), "key": run.key, "device": run.meta.get("device"),
            "torch": run.meta.get("torch"), "code_commit": run.meta.get("code_commit"),
            "entries": {"full": int(len(steps)), "thinned": int(keep.sum())}}

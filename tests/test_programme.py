@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from grok_core.analysis import on_grid, rolling_mean, steps_to_threshold, table1_metrics
+from grok_core.config import RunConfig
 from grok_core.programme import PROFILES, paper_configs, seed_pairs, setup, shard
 from grok_core.runner import cost, plan
+from grok_core.train import recorded_steps
 
 
 def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories():
@@ -61,7 +63,8 @@ def test_shards_cover_every_batch_once_and_balance_cost():
 
 
 def _thin(h, dense, every):
-    keep = (h["step"] < dense) | (h["step"] % every == 0) | (h["step"] == h["step"][-1])
+    cfg = RunConfig(n_steps=len(h["step"]), record_dense=dense, record_every=every)
+    keep = np.isin(h["step"], recorded_steps(cfg).numpy())
     return {k: v[keep] for k, v in h.items()}
 
 

@@ -63,6 +63,14 @@ def activation(name: str):
     return torch.relu if name == "relu" else torch.nn.functional.gelu
 
 
+def rows_or_all_pairs(i, j, p: int, R: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows (i, j) a trunk was asked for; None means all p*p pairs, row i*p + j, for every run."""
+    if i is not None:
+        return i, j
+    grid = torch.arange(p * p, device=device).expand(R, -1)
+    return grid // p, grid % p
+
+
 def build_model(cfg: RunConfig):
     from .mlp import EmbedMLP
     from .transformer import Transformer

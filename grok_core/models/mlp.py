@@ -10,7 +10,7 @@ import torch
 
 from ..config import RunConfig
 from ..measures import cyclic_med
-from . import FlatLayout, activation, embedding_init, onehot_embedding
+from . import FlatLayout, activation, embedding_init, onehot_embedding, rows_or_all_pairs
 
 
 class EmbedMLP:
@@ -44,9 +44,7 @@ class EmbedMLP:
         p, d, D = self.cfg.p, self.cfg.operand_offset, self.cfg.d_model
         W_E, W_1 = w["W_E"], w["W_1"]
         R = W_E.shape[0]
-        if i is None:
-            grid = torch.arange(p * p, device=W_E.device).expand(R, -1)
-            i, j = grid // p, grid % p
+        i, j = rows_or_all_pairs(i, j, p, R, W_E.device)
         a = torch.bmm(W_E[:, :p], W_1[:, :D])                   # [r, i, m]
         b = torch.bmm(W_E[:, d:d + p], W_1[:, D:2 * D])         # [r, j, m]
         c = torch.bmm(W_E[:, -1:], W_1[:, 2 * D:]) + w["b_1"][:, None]   # [r, 1, m]

@@ -16,7 +16,7 @@ import math
 import torch
 
 from ..config import RunConfig
-from . import FlatLayout, activation, embedding_init, onehot_embedding
+from . import FlatLayout, activation, embedding_init, onehot_embedding, rows_or_all_pairs
 
 
 def _linear(x, W):
@@ -129,9 +129,7 @@ class Transformer:
         cfg, p, d = self.cfg, self.cfg.p, self.cfg.operand_offset
         W_E = w["W_E"]
         R = W_E.shape[0]
-        if i is None:
-            grid = torch.arange(p * p, device=W_E.device).expand(R, -1)
-            i, j = grid // p, grid % p
+        i, j = rows_or_all_pairs(i, j, p, R, W_E.device)
         xs = [("i", W_E[:, :p]), ("j", W_E[:, d:d + p]), ("c", W_E[:, -1:])]
         if cfg.use_pos:
             xs = [(f, x + w["W_pos"][:, s, None, :]) for s, (f, x) in enumerate(xs)]
