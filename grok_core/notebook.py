@@ -57,8 +57,9 @@ def require(ok: bool, name: str, value, allowed: str):
         raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
 
 
-def _as_list(name: str, value, cast, kinds: tuple, what: str, example: str) -> list:
-    """A non-empty list from a list/tuple, one value, or a comma-separated string; bools are refused."""
+def _as_list(name: str, value, cast, kinds: tuple, what: str, example: str, empty_ok: bool = False) -> list:
+    """A list (non-empty unless empty_ok) from a list/tuple, one value, or a comma-separated string;
+    bools are refused."""
     if isinstance(value, str):
         try:
             value = [cast(v) for v in value.replace(" ", "").split(",") if v]
@@ -66,15 +67,15 @@ def _as_list(name: str, value, cast, kinds: tuple, what: str, example: str) -> l
             raise ValueError(f"{name}={value!r} is not allowed; give {what}, e.g. {example}") from None
     elif isinstance(value, kinds) and not isinstance(value, bool):
         value = [value]
-    if not isinstance(value, (list, tuple)) or not value or not all(
+    if not isinstance(value, (list, tuple)) or not (value or empty_ok) or not all(
             isinstance(v, kinds) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"{name}={value!r} is not allowed; give a non-empty list of {what}")
+        raise ValueError(f"{name}={value!r} is not allowed; give a {'' if empty_ok else 'non-empty '}list of {what}")
     return [cast(v) for v in value]
 
 
-def as_int_list(name: str, value) -> list[int]:
+def as_int_list(name: str, value, empty_ok: bool = False) -> list[int]:
     """A list of ints from a list/tuple, one int, or a comma-separated string ("30,40")."""
-    return _as_list(name, value, int, (int,), "integers", '[30, 40] or "30,40"')
+    return _as_list(name, value, int, (int,), "integers", '[30, 40] or "30,40"', empty_ok)
 
 
 def as_float_list(name: str, value) -> list[float]:

@@ -12,8 +12,11 @@ then every 20th step and the last; Table 1's rules smooth by step, so they apply
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import sys
 import time
+from pathlib import Path
 
 from .config import RunConfig
 from .runner import cost, plan, train_batch
@@ -30,14 +33,17 @@ APPENDIX = {12: ("subtract", 128, 0.3), 13: ("mul", 128, 0.3), 14: ("x2_y2", 256
 PROFILES = {
     "table1_square_strip": {
         # Table 1 (paper Section 6.1): p = 97, f = x + y, 1-layer transformer, frac 0.3, split seed 0.
+        # offset_strip_t: strip rows trained a second time with the second operand fed as token j + strip_offset,
+        # as the released strip code does (60), to measure what that offset does to the row.
         "paper": dict(p=97, frac_train=0.3, square_k=[30, 35, 40, 45, 50, 55, 60], strip_t=[40, 50, 60, 67],
                       n_seeds=4, n_split_seeds=2, split_seed=0, n_steps=30000, lr=1e-3, d_model=128,
-                      operand_offset=0, **PAPER_RECORD),
+                      operand_offset=0, offset_strip_t=[40, 50, 60, 67], strip_offset=60, **PAPER_RECORD),
         # p = 23 with the blocks scaled to cover about the same share of the table as at p = 97
         # (k + 1 ≈ (k_paper + 1) · 23 / 97 for k_paper = 30, 45, 60 and t_paper = 40, 50, 67); a larger train
         # share and learning rate so that the leftover pairs are learned within a few hundred steps.
         "quick": dict(p=23, frac_train=0.5, square_k=[6, 10, 13], strip_t=[9, 11, 15], n_seeds=1, n_split_seeds=1,
-                      split_seed=0, n_steps=500, lr=1e-2, d_model=128, operand_offset=0, **FULL_RECORD),
+                      split_seed=0, n_steps=500, lr=1e-2, d_model=128, operand_offset=0, offset_strip_t=[],
+                      strip_offset=60, **FULL_RECORD),
     },
     "fig2_layers": {
         # Fig. 2: transformer/base.py's setting (f = x + y, p = 97, random split, frac 0.5, split seed 11).
@@ -104,11 +110,15 @@ def _common(S: dict) -> dict:
 def _table1(S):
     S["square_k"] = as_int_list("square_k", S["square_k"])
     S["strip_t"] = as_int_list("strip_t", S["strip_t"])
-    base = RunConfig(p=S["p"], fn="add", frac_train=S["frac_train"], n_layers=1, d_model=S["d_model"],
-                     operand_offset=S["operand_offset"], **_common(S))
-    settings = [("square", k) for k in S["square_k"]] + [("strip", t) for t in S["strip_t"]]
-    return [base.replace(split=split, split_param=param, init_seed=i, split_seed=s)
-            for split, param in settings for i, s in seed_pairs(S)]
+    S["offset_strip_t"] = as_int_list("offset_strip_t", S["offset_strip_t"], empty_ok=True)
+    require(isinstance(S["strip_offset"], int) and S["strip_offset"] > 0, "strip_offset", S["strip_offset"],
+            "it must be a positive integer")
+    base = RunConfig(p=S["p"], fn="add", frac_train=S["frac_train"], n_layers=1, d_model=S["d_model"], **_common(S))
+    d = S["operand_offset"]
+    settings = ([("square", k, d) for k in S["square_k"]] + [("strip", t, d) for t in S["strip_t"]]
+                + [("strip", t, S["strip_offset"]) for t in S["offset_strip_t"]])
+    return [base.replace(split=split, split_param=param, operand_offset=off, init_seed=i, split_seed=s)
+            for split, param, off in settings for i, s in seed_pairs(S)]
 
 
 def _fig2(S):
@@ -232,6 +242,20 @@ def manifest_text(store) -> str:
     return buf.getvalue()
 
 
+def claimed(batches: list[list[RunConfig]], claims: Path):
+    """Yield the batches this process claims: a batch is claimed by creating its file in `claims`
+    (atomic), so processes sharing the folder never train the same batch; the claim is taken just
+    before the batch is trained, so a process that is free early takes more."""
+    claims.mkdir(parents=True, exist_ok=True)
+    for b in batches:
+        name = hashlib.sha256(" ".join(sorted(c.key() for c in b)).encode()).hexdigest()[:16]
+        try:
+            os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        yield b
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m grok_core.programme",
                                  description="List or train the paper-profile runs of the book's chapters.")
@@ -241,6 +265,9 @@ def main(argv=None):
     ap.add_argument("--shard", default="0/1", help="i/n: train only shard i of n (one per GPU)")
     ap.add_argument("--max-batch", type=int, default=128, help="most runs trained together")
     ap.add_argument("--compile", action="store_true", help="torch.compile the step (recorded in each run's meta)")
+    ap.add_argument("--claims", default=None, metavar="DIR",
+                    help="processes given the same DIR share the shard's batches: each trains, largest first, the "
+                         "next batch no other has claimed (one file per batch in DIR; use a new DIR per launch)")
     args = ap.parse_args(argv)
     from .store import RunStore
     from .train import default_device
@@ -271,6 +298,8 @@ def main(argv=None):
             c = b[0]
             print(f"  {len(b):4d} x {c.model} p={c.p} L={c.n_layers} D={c.d_model}: cost {sum(map(cost, b)):.2f}")
         return 0
+    if args.claims:
+        batches = claimed(sorted(batches, key=lambda b: -sum(map(cost, b))), Path(args.claims))
     for b in batches:
         t0 = time.time()
         try:

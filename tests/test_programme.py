@@ -4,7 +4,7 @@ import pytest
 
 from grok_core.analysis import on_grid, rolling_mean, steps_to_threshold, table1_metrics
 from grok_core.config import RunConfig
-from grok_core.programme import PROFILES, paper_configs, seed_pairs, setup, shard
+from grok_core.programme import PROFILES, claimed, paper_configs, seed_pairs, setup, shard
 from grok_core.runner import cost, plan
 from grok_core.train import recorded_steps
 
@@ -12,14 +12,17 @@ from grok_core.train import recorded_steps
 def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories():
     per = paper_configs()
     assert {k: len(v) for k, v in per.items()} == {
-        "table1_square_strip": 88, "fig2_layers": 32, "fig4_x2xyy2_frac": 24, "fig5_med_primes": 32,
+        "table1_square_strip": 120, "fig2_layers": 32, "fig4_x2xyy2_frac": 24, "fig5_med_primes": 32,
         "figs12_19_functions": 64, "fig20_toeplitz": 72}
     for cs in per.values():
         assert all((c.record_dense, c.record_every, c.n_steps) == (2000, 20, 30000) for c in cs)
     t1 = per["table1_square_strip"]
     pairs = {(c.init_seed, c.split_seed) for c in t1 if (c.split, c.split_param) == ("square", 30)}
     assert pairs == {(i, s) for i in range(4) for s in (0, 1)}              # crossed, both recorded
-    assert len({c.key() for c in t1}) == 88
+    assert len({c.key() for c in t1}) == 120
+    offset = [c for c in t1 if c.operand_offset]                           # the released strip code's offset
+    assert {(c.split, c.split_param, c.operand_offset, c.d_vocab) for c in offset} == {
+        ("strip", t, 60, 158) for t in (40, 50, 60, 67)} and len(offset) == 32
 
 
 def test_seed_pairs_cross_init_and_split_seeds():
@@ -37,6 +40,8 @@ def test_seed_pairs_cross_init_and_split_seeds():
     ("table1_square_strip", dict(square_k="30,99"), "split_param"),
     ("table1_square_strip", dict(record_every=0), "record_every"),
     ("table1_square_strip", dict(n_seeds=True), "n_seeds"),
+    ("table1_square_strip", dict(offset_strip_t="9", strip_offset=0), "strip_offset"),
+    ("table1_square_strip", dict(offset_strip_t="a"), "offset_strip_t"),
     ("nope", {}, "chapter"),
 ])
 def test_bad_settings_fail_with_the_parameter_named(chapter, given, match):
@@ -60,6 +65,14 @@ def test_shards_cover_every_batch_once_and_balance_cost():
     assert max(loads) < 1.5 * min(loads)
     with pytest.raises(ValueError, match="shard"):
         shard(batches, 2, 2)
+
+
+def test_processes_sharing_a_claims_folder_take_each_batch_once(tmp_path):
+    batches = plan([c for cs in paper_configs(["fig2_layers", "fig5_med_primes"]).values() for c in cs], 16, "cpu")
+    first, second = claimed(batches, tmp_path), claimed(batches, tmp_path)
+    taken = [next(first), next(second), next(second)] + list(first) + list(second)   # interleaved, as on two GPUs
+    assert sorted(map(id, taken)) == sorted(map(id, batches))
+    assert list(claimed(batches, tmp_path)) == []                           # all claimed: a late process takes none
 
 
 def _thin(h, dense, every):
