@@ -43,6 +43,10 @@ SAMPLE = {
     "fig4 x^2+xy+y^2": ("fig4_x2xyy2_frac", dict(frac_train=0.6, init_seed=3, split_seed=1)),
     "fig5 p=47": ("fig5_med_primes", dict(p=47, init_seed=0, split_seed=1)),
     "fig2 2 layers": ("fig2_layers", dict(n_layers=2, init_seed=0, split_seed=11)),
+    "table1 strip t=50, operand offset 60": ("table1_square_strip", dict(split="strip", split_param=50,
+                                                                        operand_offset=60, init_seed=3, split_seed=0)),
+    "fig20 toeplitz": ("fig20_toeplitz", dict(frac_train=0.25, embed_init="toeplitz", init_seed=2, split_seed=1)),
+    "fig14 x^2+y^2, d_model 256": ("figs12_19_functions", dict(fn="x2_y2", init_seed=1, split_seed=0)),
 }
 
 
