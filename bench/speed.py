@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from grok_core.config import RunConfig                                     # noqa: E402
 from grok_core.programme import PAPER_RECORD                               # noqa: E402
+from grok_core.splits import split_sizes                                   # noqa: E402
 from grok_core.train import Trainer, estimate_bytes_per_run, recorded_steps, set_strict_fp32   # noqa: E402
 
 BASE = RunConfig(p=97, frac_train=0.3, n_layers=1, d_model=128, n_heads=4, n_steps=30000)
@@ -90,9 +91,8 @@ def step_flops(cfg: RunConfig, recorded: float = 1.0) -> float:
     """Bound per run-step: forward and backward (2x) on the train rows every step, plus the forward
     on the test rows on the `recorded` share of steps. recorded=1 (every step recorded, the headline
     setting) is one forward on every pair and a backward on the train rows."""
-    N = cfg.p ** 2
-    n = int(cfg.frac_train * N)
-    return per_sample_flops(cfg) * (3 * n + recorded * (N - n))
+    n_train, n_test = split_sizes(cfg)
+    return per_sample_flops(cfg) * (3 * n_train + recorded * n_test)
 
 
 def measure_fp32_rate(dev) -> float:
@@ -350,36 +350,28 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
 
     rate: the fp32 FLOP/s ceiling, for the thinned-programme bound (None: no bound)."""
     batches, chapter = programme_batches(max_batch, dev, quick)
-    shapes: dict[tuple, dict] = {}
-    for b in batches:
-        s = shapes.setdefault((b[0].batch_key(), len(b)), {"batches": [], "chapters": []})
-        s["batches"].append(b)
-        for c in b:
-            if chapter[c.key()] not in s["chapters"]:
-                s["chapters"].append(chapter[c.key()])
-    items = list(shapes.values())
     if quick:
-        items = items[-3:]                                # plan puts the most expensive batches first
+        batches = batches[-3:]                            # plan puts the most expensive batches first
     rows, total, total_bound = [], 0.0, 0.0
-    for s in items:
-        b = s["batches"][0]
+    for b in batches:                                     # every batch: its runs are padded to its own largest split
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
         r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3)
         ms_step = frac * r["ms_per_step_recorded"] + (1 - frac) * r["ms_per_step_train_only"]
-        secs = len(s["batches"]) * cfg.n_steps * ms_step / 1e3
+        secs = cfg.n_steps * ms_step / 1e3
         total += secs
+        fracs = sorted({c.frac_train for c in b})
         row = {"shape": f"{cfg.model} p={cfg.p} L={cfg.n_layers} D={cfg.d_model} M={cfg.d_mlp}",
-               "runs": sum(map(len, s["batches"])), "batch": R, "n_batches": len(s["batches"]),
-               "n_steps": cfg.n_steps, "recorded_fraction": frac,
+               "frac_train": f"{fracs[0]}" + (f"-{fracs[-1]}" if len(fracs) > 1 else ""),
+               "runs": R, "n_steps": cfg.n_steps, "recorded_fraction": frac,
                "ms_per_run_step_recorded": r["ms_per_run_step_recorded"],
                "ms_per_run_step_train_only": r["ms_per_run_step_train_only"],
                "ms_per_run_step_mixed": ms_step / R,
                "mem_per_run_MB": r.get("mem_per_run_MB"),
                "mem_estimate_per_run_MB": estimate_bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
-               "minutes": secs / 60, "chapters": s["chapters"]}
+               "minutes": secs / 60, "chapters": sorted({chapter[c.key()] for c in b})}
         if rate:
-            bound = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for bb in s["batches"] for c in bb) / rate
+            bound = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for c in b) / rate
             row["bound_minutes"] = bound / 60
             total_bound += bound
         rows.append(row)
@@ -577,12 +569,12 @@ def main():
         with guard("programme"):
             which = "QUICK profiles, the three cheapest shapes" if args.quick else "paper profiles"
             say(f"the paper's modular programme (grok_core.programme, {which}), "
-                f"batched by grok_core.runner.plan (max batch {args.max_batch}); each batch shape timed on recorded "
-                "and train-only steps, mixed by the share of recorded steps:")
+                f"batched by grok_core.runner.plan (max batch {args.max_batch}); each batch timed on recorded "
+                "and train-only steps (eager, CUDA graphs), mixed by the share of recorded steps:")
             est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"))
             res["programme"] = est
             for row in est["rows"]:
-                say(f"  {row['shape']:<34} {row['runs']:4d} runs, batch {row['batch']:3d}: ms/run-step "
+                say(f"  {row['shape']:<34} frac {row['frac_train']:<8} batch of {row['runs']:3d}: ms/run-step "
                     f"{row['ms_per_run_step_recorded']:.4f} recorded / {row['ms_per_run_step_train_only']:.4f} train-only / "
                     f"{row['ms_per_run_step_mixed']:.4f} mixed ({row['recorded_fraction']:.1%} recorded), "
                     f"{fmt(row['mem_per_run_MB'], 0)} MB/run (est. {fmt(row['mem_estimate_per_run_MB'], 0)}) "

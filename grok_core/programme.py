@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .config import RunConfig
-from .runner import cost, plan, train_batch
+from .runner import batch_cost, plan, train_batch
 from .notebook import as_float_list, as_int_list, require, resolve
 
 PAPER_RECORD = dict(record_dense=2000, record_every=20)
@@ -199,7 +199,7 @@ def shard(batches: list[list[RunConfig]], index: int, count: int) -> list[list[R
     load, mine = [0.0] * count, []
     for b in batches:
         k = min(range(count), key=lambda s: load[s])
-        load[k] += sum(map(cost, b))
+        load[k] += batch_cost(b)
         if k == index:
             mine.append(b)
     return mine
@@ -291,15 +291,17 @@ def main(argv=None):
     except ValueError:
         ap.error(f"--shard {args.shard!r} is not allowed; use i/n, e.g. 0/2")
     batches = shard(plan(missing, args.max_batch, device), i, n)
-    total = sum(sum(map(cost, b)) for b in batches)
+    total = sum(map(batch_cost, batches))
     print(f"shard {i}/{n}: {sum(map(len, batches))} runs in {len(batches)} batches, relative cost {total:.1f}")
     if args.action == "list":
         for b in batches:
             c = b[0]
-            print(f"  {len(b):4d} x {c.model} p={c.p} L={c.n_layers} D={c.d_model}: cost {sum(map(cost, b)):.2f}")
+            fracs = sorted({x.frac_train for x in b})
+            print(f"  {len(b):4d} x {c.model} p={c.p} L={c.n_layers} D={c.d_model} frac {fracs[0]}-{fracs[-1]}: "
+                  f"cost {batch_cost(b):.2f}")
         return 0
     if args.claims:
-        batches = claimed(sorted(batches, key=lambda b: -sum(map(cost, b))), Path(args.claims))
+        batches = claimed(sorted(batches, key=lambda b: -batch_cost(b)), Path(args.claims))
     for b in batches:
         t0 = time.time()
         try:

@@ -45,6 +45,14 @@ def block_mask(p: int, split: str, split_param: int) -> torch.Tensor:
     raise ValueError(f"split={split!r} is not allowed; choose one of 'random', 'square', 'strip'")
 
 
+def split_sizes(cfg: RunConfig) -> tuple[int, int]:
+    """(train, test) pair counts of cfg's split, without building it (for planning batches)."""
+    n = cfg.p * cfg.p
+    block = {"random": 0, "square": (cfg.split_param + 1) ** 2, "strip": (cfg.split_param + 1) * cfg.p}[cfg.split]
+    n_train = min(int(cfg.frac_train * n), n - block)
+    return n_train, n - n_train
+
+
 def make_split(cfg: RunConfig) -> Split:
     p, n = cfg.p, cfg.p * cfg.p
     n_train = int(cfg.frac_train * n)

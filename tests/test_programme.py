@@ -5,7 +5,7 @@ import pytest
 from grok_core.analysis import on_grid, rolling_mean, steps_to_threshold, table1_metrics
 from grok_core.config import RunConfig
 from grok_core.programme import PROFILES, claimed, paper_configs, seed_pairs, setup, shard
-from grok_core.runner import cost, plan
+from grok_core.runner import batch_cost, plan
 from grok_core.train import recorded_steps
 
 
@@ -61,7 +61,7 @@ def test_shards_cover_every_batch_once_and_balance_cost():
     parts = [shard(batches, i, 2) for i in range(2)]
     keys = [c.key() for part in parts for b in part for c in b]
     assert sorted(keys) == sorted({c.key() for c in configs})
-    loads = [sum(cost(c) for b in part for c in b) for part in parts]
+    loads = [sum(map(batch_cost, part)) for part in parts]
     assert max(loads) < 1.5 * min(loads)
     with pytest.raises(ValueError, match="shard"):
         shard(batches, 2, 2)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from grok_core.config import RunConfig
-from grok_core.runner import chunks, runs_that_fit
+from grok_core.runner import _partition, batch_cost, plan, runs_that_fit
 from grok_core.train import Trainer, adamw_schedule, estimate_bytes_per_run
 
 SMALL = RunConfig(p=23, d_model=32, n_heads=4, frac_train=0.4, n_steps=100, init_seed=5, split_seed=5)
@@ -107,11 +107,16 @@ def test_train_step_past_the_end_raises():
         tr.train_step()
 
 
-def test_chunking_by_memory():
+def test_planning_fills_batches_evenly_and_keeps_train_shares_apart():
     group = [SMALL.replace(init_seed=s) for s in range(64)]
-    assert [len(c) for c in chunks(group, 64, None)] == [64]
-    assert [len(c) for c in chunks(group, 64, 28)] == [22, 22, 20]
-    assert [len(c) for c in chunks(group[:10], 4, None)] == [4, 4, 2]
+    assert [len(b) for b in plan(group, 64, "cpu")] == [64]
+    assert sorted(len(b) for b in _partition(group, 28)) == [21, 21, 22]     # as few batches as the memory allows
+    assert sorted(len(b) for b in plan(group[:10], 4, "cpu")) == [3, 3, 4]
+    # one batch pads every run to its largest train and test sets: shares 0.3 and 0.7 train apart
+    mixed = [RunConfig(frac_train=f, init_seed=s) for f in (0.3, 0.7) for s in range(32)]
+    batches = plan(mixed, 64, "cpu")
+    assert sorted(sorted({c.frac_train for c in b}) for b in batches) == [[0.3], [0.7]]
+    assert batch_cost(mixed) > sum(map(batch_cost, batches))
     assert runs_that_fit(SMALL, "cpu") is None
     big, small = RunConfig(p=379), RunConfig(p=97)
     assert estimate_bytes_per_run(big) > 10 * estimate_bytes_per_run(small)

@@ -3,12 +3,13 @@
 Run: pytest tests/test_splits.py
 """
 import random
+import warnings
 
 import pytest
 import torch
 
 from grok_core.config import RunConfig
-from grok_core.splits import make_split
+from grok_core.splits import make_split, split_sizes
 from grok_core.tasks import labels, tokens
 
 
@@ -105,3 +106,13 @@ def test_class_counts_at_p97_match_the_spec():
     assert len(labels("x_plus_y_sq", 97).unique()) == 49
     counts = torch.bincount(labels("x2_xy_y2", 97))
     assert counts[0] == 193 and (counts[1:] == 96).all()
+
+
+@pytest.mark.parametrize("cfg", [RunConfig(p=97, frac_train=0.3), RunConfig(p=97, split="square", split_param=45),
+                                 RunConfig(p=97, split="strip", split_param=67), RunConfig(p=23, frac_train=0.7,
+                                                                                           split="square", split_param=20)])
+def test_split_sizes_without_building_the_split(cfg):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sp = make_split(cfg)
+    assert split_sizes(cfg) == (len(sp.train_idx), len(sp.test_idx))
