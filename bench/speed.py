@@ -16,10 +16,10 @@ code, achieved FLOP/s, fraction of the fp32 bound, memory per run), the ideas me
 were kept, a faithfulness check (alone vs batched vs CPU over the first 100 steps), a TF32
 grokking-curve check, and the estimate for the paper's whole modular programme: the runs of
 grok_core.programme.paper_configs() (thinned histories), batched by grok_core.runner.plan, each
-batch shape timed on recorded and on train-only steps.
+batch timed on recorded and on train-only steps.
 
 --quick is a smoke test on a CPU (p=23, d_model 32; the programme part takes the chapters' quick
-profiles with a thinned history and times only the three cheapest batch shapes); its numbers are
+profiles with a thinned history and times only the three cheapest batches); its numbers are
 not comparable.
 """
 from __future__ import annotations
@@ -408,7 +408,7 @@ def main():
     ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,programme,cpu")
     ap.add_argument("--runs", default="1,8,64,256")
     ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32; the programme from the "
-                    "quick profiles, three shapes (numbers not comparable)")
+                    "quick profiles, three batches (numbers not comparable)")
     ap.add_argument("--max-batch", type=int, default=128, help="most runs in one batch for the programme estimate")
     args = ap.parse_args()
     if args.quick:
@@ -567,7 +567,7 @@ def main():
         dump()
     if "programme" in parts and (cuda or args.quick):
         with guard("programme"):
-            which = "QUICK profiles, the three cheapest shapes" if args.quick else "paper profiles"
+            which = "QUICK profiles, the three cheapest batches" if args.quick else "paper profiles"
             say(f"the paper's modular programme (grok_core.programme, {which}), "
                 f"batched by grok_core.runner.plan (max batch {args.max_batch}); each batch timed on recorded "
                 "and train-only steps (eager, CUDA graphs), mixed by the share of recorded steps:")
