@@ -465,12 +465,11 @@ def _parts(text: str | None):
     return range(int(lo), int(hi or lo) + 1)
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="Train ResNet-18 on the polygon-sum images, resuming where the last "
                                              "call stopped; the finished run goes into the run store.")
-    fields = {f.name: f for f in dataclasses.fields(ResNetConfig)}
-    for name, f in fields.items():
-        flag = "--" + name.replace("_", "-")
+    for f in dataclasses.fields(ResNetConfig):
+        flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             ap.add_argument(flag, action="store_true")
         else:
@@ -487,9 +486,31 @@ def main(argv=None):
     ap.add_argument("--export-parts", default=None, help="shard numbers to write, e.g. 0-3 (default: all)")
     ap.add_argument("--export-only", action="store_true", help="train nothing: only export the existing checkpoint "
                     "(so that shards written by several calls come from one and the same checkpoint)")
+    return ap
+
+
+def config_from_args(args: argparse.Namespace) -> ResNetConfig:
+    return ResNetConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ResNetConfig)})
+
+
+def train_command(cfg: ResNetConfig) -> str:
+    """The command line that trains cfg: the mode and every setting that differs from its default."""
+    default = ResNetConfig(mode=cfg.mode)
+    parts = ["python -m grok_core.resnet_train", f"--mode {cfg.mode}"]
+    for f in dataclasses.fields(ResNetConfig):
+        value = getattr(cfg, f.name)
+        if f.name == "mode" or value == getattr(default, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def main(argv=None):
+    ap = _parser()
     args = ap.parse_args(argv)
     try:
-        cfg = ResNetConfig(**{name: getattr(args, name) for name in fields})
+        cfg = config_from_args(args)
     except ValueError as err:
         ap.error(str(err))
     if args.threads:

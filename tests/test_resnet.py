@@ -2,6 +2,8 @@
 
     .venv/bin/python -m pytest -q tests/test_resnet.py
 """
+import shlex
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,9 @@ from PIL import Image
 
 from grok_core import polygons
 from grok_core.models.resnet import build_resnet18, load_backbone
-from grok_core.resnet_train import (ResNetConfig, ResNetStore, ResNetTrainer, crop_geometry, export_checkpoint,
-                                    grok_epoch, import_checkpoint, load_data, resize_crop, train_resnet)
+from grok_core.resnet_train import (ResNetConfig, ResNetStore, ResNetTrainer, _parser, config_from_args, crop_geometry,
+                                    export_checkpoint, grok_epoch, import_checkpoint, load_data, resize_crop,
+                                    train_command, train_resnet)
 
 TINY = dict(image_size=32, n_images=12, frac_train=0.5, batch_size=4, eval_every=1, width=8)
 
@@ -260,3 +263,11 @@ def test_render_all_in_worker_processes_matches_render(monkeypatch):
     monkeypatch.setattr(polygons, "N_IMAGES", 9)                  # the first 9 mosaics only
     both = polygons.render_all("faithful", 32, workers=2)
     assert torch.equal(both, polygons.render(range(9), "faithful", 32))
+
+
+@pytest.mark.parametrize("cfg", [ResNetConfig(), ResNetConfig(mode="clean", frac_train=0.5, n_epochs=2000, amp_bf16=True),
+                                 ResNetConfig(weight_decay=1e-3, channels_last=True, image_size=64, n_images=300)])
+def test_train_command_names_the_same_run(cfg):
+    cmd = train_command(cfg)
+    assert cmd.startswith("python -m grok_core.resnet_train --mode ")
+    assert config_from_args(_parser().parse_args(shlex.split(cmd)[3:])).key() == cfg.key()
