@@ -301,7 +301,7 @@ def main(argv=None):
                   f"cost {batch_cost(b):.2f}")
         return 0
     if args.claims:
-        batches = claimed(sorted(batches, key=lambda b: -batch_cost(b)), Path(args.claims))
+        batches = claimed(batches, Path(args.claims))                  # plan's order: most expensive first
     for b in batches:
         t0 = time.time()
         try:
