@@ -71,6 +71,22 @@ def steps_to_threshold(curve: np.ndarray, threshold: float, steps: np.ndarray | 
     return int(hit[0]) if steps is None else int(np.asarray(steps)[hit[0]])
 
 
+def peak_and_fall(curve: np.ndarray, steps: np.ndarray, window: int = 500, tail: float = 0.1) -> tuple[int, int | None]:
+    """When a curve peaks and when it has come half way down again: (peak step, half-fall step).
+
+    The curve is smoothed by a centred moving average over `window` steps; the peak is its maximum,
+    the final level the mean of the last `tail` share of the entries, and the half-fall step the first
+    step after the peak at which the smoothed curve is at or below the midpoint of the two (None if
+    never). Comparing these steps for two curves says whether they rise and fall at the same time,
+    which a correlation over the whole run, dominated by the long plateau after grokking, does not."""
+    steps = np.asarray(steps)
+    smooth = rolling_mean(curve, window, steps)
+    k = int(np.nanargmax(smooth))
+    final = float(np.nanmean(smooth[-max(1, int(len(smooth) * tail)):]))
+    below = np.nonzero(smooth[k:] <= (smooth[k] + final) / 2)[0]
+    return int(steps[k]), (int(steps[k + below[0]]) if len(below) else None)
+
+
 def on_grid(history: dict, every: int) -> dict:
     """The entries of a (possibly thinned) history at steps divisible by `every`: a uniform grid, so
     that averages and correlations weigh every part of training alike."""

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from grok_core.analysis import (PAPER_TABLE1, Table1Rules, correlation, mean_sd, paper_table1_row, rolling_mean,
-                                steps_to_threshold, table1_metrics)
+from grok_core.analysis import (PAPER_TABLE1, Table1Rules, correlation, mean_sd, paper_table1_row, peak_and_fall,
+                                rolling_mean, steps_to_threshold, table1_metrics)
 
 RAW = Table1Rules(window=1)   # no smoothing: the hand-built values are read exactly
 
@@ -113,3 +113,14 @@ def test_paper_table1_has_all_eleven_settings():
     assert paper_table1_row("square", 30)["u_acc"] == 99.04
     assert paper_table1_row("strip", 67)["go_epoch"] is None
     assert paper_table1_row("square", 31) is None
+
+
+def test_peak_and_fall_finds_the_rise_and_the_half_way_fall():
+    steps = np.arange(0, 10000, 20)
+    curve = np.where(steps < 2000, steps / 2000, np.exp(-(steps - 2000) / 1000.0)) * 10 + 1    # peak 11 at 2000, final ~1
+    curve = curve + 0.3 * np.sin(steps / 7.0)                                                  # noise the window removes
+    peak, half = peak_and_fall(curve, steps, window=200)
+    assert abs(peak - 2000) <= 100
+    assert abs(half - (2000 + 1000 * np.log(2))) <= 60                                          # 11 -> 6 after ln 2 time constants
+    rising = steps / 1000.0                                                                     # never falls after its peak
+    assert peak_and_fall(rising, steps)[1] is None
