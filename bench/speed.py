@@ -3,6 +3,7 @@
 Usage (from the repository root):
     python bench/speed.py --ref .ref/Grokking-Insight --out bench/results      # on a CUDA machine
     python bench/speed.py --device cpu --threads 2 --only cpu                   # the CPU figure
+    python bench/speed.py --only programme --programme-compile                  # the programme as the runner trains it
 
 --ref is a checkout of the released code (github.com/Qihuai27/Grokking-Insight); it is imported
 and driven through its own Trainer.do_a_training_step, unmodified; only its Config is built with
@@ -344,7 +345,8 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
     return out
 
 
-def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None) -> dict:
+def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None,
+                       compile: bool = False) -> dict:
     """Time each distinct batch shape of the programme on recorded and on train-only steps and
     weigh the two by the share of recorded steps: minutes per shape and in all.
 
@@ -356,7 +358,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     for b in batches:                                     # every batch: its runs are padded to its own largest split
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
-        r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3)
+        r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3, compile=compile)
         ms_step = frac * r["ms_per_step_recorded"] + (1 - frac) * r["ms_per_step_train_only"]
         secs = cfg.n_steps * ms_step / 1e3
         total += secs
@@ -376,7 +378,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
             total_bound += bound
         rows.append(row)
     out = {"rows": rows, "total_minutes": total / 60, "n_runs": sum(r["runs"] for r in rows),
-           "max_batch": max_batch, "quick": quick}
+           "max_batch": max_batch, "quick": quick, "compiled": compile}
     if rate:
         out["bound_total_minutes"] = total_bound / 60
     return out
@@ -410,6 +412,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32; the programme from the "
                     "quick profiles, three batches (numbers not comparable)")
     ap.add_argument("--max-batch", type=int, default=128, help="most runs in one batch for the programme estimate")
+    ap.add_argument("--programme-compile", action="store_true", help="time the programme's batches with torch.compile, "
+                    "as the programme runner trains them (about 40 s of compilation per batch on an H100)")
     args = ap.parse_args()
     if args.quick:
         global BASE
@@ -570,8 +574,10 @@ def main():
             which = "QUICK profiles, the three cheapest batches" if args.quick else "paper profiles"
             say(f"the paper's modular programme (grok_core.programme, {which}), "
                 f"batched by grok_core.runner.plan (max batch {args.max_batch}); each batch timed on recorded "
-                "and train-only steps (eager, CUDA graphs), mixed by the share of recorded steps:")
-            est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"))
+                f"and train-only steps ({'torch.compile' if args.programme_compile else 'eager'}, CUDA graphs on CUDA), "
+                "mixed by the share of recorded steps:")
+            est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"),
+                                     compile=args.programme_compile)
             res["programme"] = est
             for row in est["rows"]:
                 say(f"  {row['shape']:<34} frac {row['frac_train']:<8} batch of {row['runs']:3d}: ms/run-step "
