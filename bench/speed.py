@@ -347,8 +347,8 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
 
 def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None,
                        compile: bool = False) -> dict:
-    """Time each distinct batch shape of the programme on recorded and on train-only steps and
-    weigh the two by the share of recorded steps: minutes per shape and in all.
+    """Time every batch of the programme on recorded and on train-only steps and weigh the two by
+    the share of recorded steps: minutes per batch and in all.
 
     rate: the fp32 FLOP/s ceiling, for the thinned-programme bound (None: no bound)."""
     batches, chapter = programme_batches(max_batch, dev, quick)
@@ -539,7 +539,7 @@ def main():
             notes = [
                 f"kept: CUDA graph of the whole step: eager is x{x('eager R=1', g1):.1f} slower at R=1, x{x('eager R=64', g64):.2f} at R=64",
                 f"kept: no host syncs in the loop: one host read per step costs x{x('eager+sync R=64', g64) / x('eager R=64', g64):.2f} (eager, R=64)",
-                "kept: cls-only last layer with per-token v·W_O tables; trunk and head on the train rows "
+                "kept: cls-only last layer, positions 0/1 as per-token tables until attention mixes them; trunk and head on the train rows "
                 "with grad, the test rows without grad and only on recorded steps",
                 f"not used: torch's fused AdamW: {ad['torch_fused_ms']:.2f} vs {ad['ours_ms']:.2f} ms per step at R=64, i.e. "
                 f"{(ad['ours_ms'] - ad['torch_fused_ms']) / step64:.1%} of the step; it takes one lr and wd per call, "

@@ -271,15 +271,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from .store import RunStore
     from .train import default_device
-    chapters = [c for c in args.chapters.split(",") if c]
-    per_chapter = paper_configs(chapters)
     store = RunStore()
-    if args.action == "manifest":
+    if args.action == "manifest":                                    # every chapter's runs, whatever --chapters says
         path = store.root / "manifest.csv"
         text = manifest_text(store)
         path.write_text(text)
         print(f"wrote {path} ({text.count(chr(10)) - 1} runs)")
         return 0
+    per_chapter = paper_configs([c for c in args.chapters.split(",") if c])
     configs = [c for cs in per_chapter.values() for c in cs]
     missing = [c for c in {c.key(): c for c in configs}.values() if not store.entry(c.key()).exists()]
     for name, cs in per_chapter.items():

@@ -78,12 +78,18 @@ def _rows(cfg: RunConfig) -> tuple[int, float]:
     return n_train, n_test * len(recorded_steps(cfg)) / cfg.n_steps
 
 
+def _padded_rows(n_runs: int, most_train: float, most_test: float) -> float:
+    """Rows worked per step by a batch: every run padded to the largest train and test sets, plus the
+    fixed cost counted as BATCH_OVERHEAD_RUNS more runs."""
+    return (n_runs + BATCH_OVERHEAD_RUNS) * (3 * most_train + most_test)
+
+
 def batch_cost(batch: list[RunConfig]) -> float:
     """Rough relative cost of training a batch (for planning batches, ordering them and balancing shards;
-    never reported): every run padded to the batch's largest train and test sets, plus the fixed cost."""
+    never reported)."""
     rows = [_rows(c) for c in batch]
-    per_run = 3 * max(r[0] for r in rows) + max(r[1] for r in rows)
-    return (len(batch) + BATCH_OVERHEAD_RUNS) * per_run * batch[0].n_steps * _row_work(batch[0])
+    return (_padded_rows(len(batch), max(r[0] for r in rows), max(r[1] for r in rows))
+            * batch[0].n_steps * _row_work(batch[0]))
 
 
 def _partition(group: list[RunConfig], size: int) -> list[list[RunConfig]]:
@@ -100,7 +106,7 @@ def _partition(group: list[RunConfig], size: int) -> list[list[RunConfig]]:
         for start in range(end - 1, max(0, end - size) - 1, -1):       # the piece runs[start:end], growing left
             most_train, most_test = max(most_train, rows[start][0]), max(most_test, rows[start][1])
             n_b = end - start                                              # ties go to even pieces
-            c = best[start] + (n_b + BATCH_OVERHEAD_RUNS) * (3 * most_train + most_test) + 1e-6 * n_b ** 2
+            c = best[start] + _padded_rows(n_b, most_train, most_test) + 1e-6 * n_b ** 2
             if c < best[end]:
                 best[end], cut[end] = c, start
     pieces, end = [], n
