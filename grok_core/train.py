@@ -194,6 +194,10 @@ class Trainer:
         if self.use_graph and self.device.type != "cuda":
             raise ValueError("cuda_graph=True needs a CUDA device")
         self.compiled = bool(compile)
+        if compile:
+            # torch.compile caches code per function, shared by every Trainer: a process that trains batches of
+            # many shapes (the programme) would pass dynamo's recompile limit and fall back to eager unnoticed.
+            torch._dynamo.reset()
         self._forward_fn = torch.compile(self._forward, dynamic=False) if compile else self._forward
         self._adamw_fn = torch.compile(self._adamw, dynamic=False) if compile else self._adamw
         self._graphs = {}

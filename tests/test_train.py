@@ -141,3 +141,16 @@ def test_grokking_happens_late_at_p47():
     grok = int(np.argmax(h["test_acc"] >= 0.95))
     assert grok > 4 * train_done
     assert h["test_loss"][-1] < h["test_loss"][train_done]
+
+
+def test_compiled_trainers_of_new_shapes_are_compiled_again():
+    """Each compiled Trainer compiles its own step; dynamo's shared cache would otherwise fall back to eager
+    once its recompile limit is passed (here 1), as it did in a programme of many batch shapes."""
+    from torch._dynamo.utils import counters
+    with torch._dynamo.config.patch(recompile_limit=1):
+        graphs = []
+        for p in (7, 11):
+            tr = Trainer([RunConfig(p=p, d_model=8, n_heads=2, n_steps=2)], "cpu", compile=True)
+            tr.run()
+            graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] > graphs[0] > 0
