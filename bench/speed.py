@@ -41,7 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grok_core.config import RunConfig                                     # noqa: E402
+from grok_core.config import PRECISIONS, RunConfig                         # noqa: E402
 from grok_core.programme import PAPER_RECORD                               # noqa: E402
 from grok_core.splits import split_sizes                                   # noqa: E402
 from grok_core.train import Trainer, estimate_bytes_per_run, recorded_steps, set_strict_fp32   # noqa: E402
@@ -282,7 +282,7 @@ def tf32_curve_check(dev, steps: int = 2500) -> dict:
                 tr.run(progress=False)
                 hs += tr.histories()
         else:
-            tr = Trainer(configs_for(cfg, 8), dev, precision=prec)
+            tr = Trainer(configs_for(cfg.replace(precision=prec), 8), dev)
             tr.run(progress=False)
             hs = tr.histories()
         out[prec] = {"test95_step": [test95(h) for h in hs], "final_test_acc": [round(float(h["test_acc"][-1]), 4) for h in hs],
@@ -346,11 +346,12 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
 
 
 def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None,
-                       compile: bool = False) -> dict:
+                       compile: bool = False, precision: str = "fp32") -> dict:
     """Time every batch of the programme on recorded and on train-only steps and weigh the two by
     the share of recorded steps: minutes per batch and in all.
 
-    rate: the fp32 FLOP/s ceiling, for the thinned-programme bound (None: no bound)."""
+    rate: the fp32 FLOP/s ceiling, for the thinned-programme bound (None: no bound).
+    precision: every run's RunConfig.precision for the timing (the book's runs are fp32)."""
     batches, chapter = programme_batches(max_batch, dev, quick)
     if quick:
         batches = batches[-3:]                            # plan puts the most expensive batches first
@@ -358,7 +359,8 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     for b in batches:                                     # every batch: its runs are padded to its own largest split
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
-        r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3, compile=compile)
+        r = time_recorded_and_train_only([c.replace(precision=precision) for c in b], dev, n_steps=2 if quick else 10,
+                                         repeats=1 if quick else 3, compile=compile)
         ms_step = frac * r["ms_per_step_recorded"] + (1 - frac) * r["ms_per_step_train_only"]
         secs = cfg.n_steps * ms_step / 1e3
         total += secs
@@ -378,7 +380,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
             total_bound += bound
         rows.append(row)
     out = {"rows": rows, "total_minutes": total / 60, "n_runs": sum(r["runs"] for r in rows),
-           "max_batch": max_batch, "quick": quick, "compiled": compile}
+           "max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision}
     if rate:
         out["bound_total_minutes"] = total_bound / 60
     return out
@@ -414,6 +416,8 @@ def main():
     ap.add_argument("--max-batch", type=int, default=128, help="most runs in one batch for the programme estimate")
     ap.add_argument("--programme-compile", action="store_true", help="time the programme's batches with torch.compile, "
                     "as the programme runner trains them (about 40 s of compilation per batch on an H100)")
+    ap.add_argument("--programme-precision", choices=PRECISIONS, default="fp32",
+                    help="RunConfig.precision of the programme's runs for its estimate (tf32 needs CUDA)")
     args = ap.parse_args()
     if args.quick:
         global BASE
@@ -524,9 +528,9 @@ def main():
                 ideas[f"eager R={R}"] = add(f"  eager, no graph, R={R}", BASE, time_ours(BASE, R, dev, n, cuda_graph=False))
                 ideas[f"eager+sync R={R}"] = add(f"  eager + one host read per step, R={R}", BASE,
                                                  time_ours(BASE, R, dev, n, trainer_cls=SyncEveryStepTrainer, cuda_graph=False))
-                ideas[f"tf32 R={R}"] = add(f"  TF32 matmuls (option, off), R={R}", BASE, time_ours(BASE, R, dev, n, precision="tf32"))
+                ideas[f"tf32 R={R}"] = add(f"  TF32 matmuls (option, off), R={R}", BASE, time_ours(BASE.replace(precision="tf32"), R, dev, n))
                 set_strict_fp32()
-            ideas["tf32 R=256"] = add("  TF32 matmuls (option, off), R=256", BASE, time_ours(BASE, 256, dev, 5, precision="tf32"))
+            ideas["tf32 R=256"] = add("  TF32 matmuls (option, off), R=256", BASE, time_ours(BASE.replace(precision="tf32"), 256, dev, 5))
             set_strict_fp32()
             ad = time_adamw_variants(BASE, 64, dev)
             ideas["adamw R=64"] = ad
@@ -574,10 +578,11 @@ def main():
             which = "QUICK profiles, the three cheapest batches" if args.quick else "paper profiles"
             say(f"the paper's modular programme (grok_core.programme, {which}), "
                 f"batched by grok_core.runner.plan (max batch {args.max_batch}); each batch timed on recorded "
-                f"and train-only steps ({'torch.compile' if args.programme_compile else 'eager'}, CUDA graphs on CUDA), "
+                f"and train-only steps ({'torch.compile' if args.programme_compile else 'eager'}, CUDA graphs on CUDA, "
+                f"precision {args.programme_precision}), "
                 "mixed by the share of recorded steps:")
             est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"),
-                                     compile=args.programme_compile)
+                                     compile=args.programme_compile, precision=args.programme_precision)
             res["programme"] = est
             for row in est["rows"]:
                 say(f"  {row['shape']:<34} frac {row['frac_train']:<8} batch of {row['runs']:3d}: ms/run-step "

@@ -21,6 +21,7 @@ MODELS = ("transformer", "mlp")
 ACTIVATIONS = ("relu", "gelu")
 EMBED_INITS = ("normal", "toeplitz", "circulant", "onehot")
 LOSSES = ("ce", "ce64", "mse")
+PRECISIONS = ("fp32", "tf32")
 
 # Fields that may differ between runs trained together in one batch; everything else fixes
 # the shapes or the optimiser and must be shared.
@@ -107,6 +108,8 @@ class RunConfig(HashedConfig):
     # the last step; the test rows are evaluated only on recorded steps (training is unaffected)
     record_dense: int = 0
     record_every: int = 1
+    # numerics: fp32 is strict float32; tf32 lets CUDA matmuls use TF32 (faster, other numbers; CUDA only)
+    precision: str = "fp32"
 
     def __post_init__(self):
         if not isinstance(self.p, int) or isinstance(self.p, bool) or self.p < 3 or not is_prime(self.p):
@@ -117,6 +120,7 @@ class RunConfig(HashedConfig):
         _allowed("act", self.act, ACTIVATIONS)
         _allowed("embed_init", self.embed_init, EMBED_INITS)
         _allowed("loss", self.loss, LOSSES)
+        _allowed("precision", self.precision, PRECISIONS)
         if not isinstance(self.frac_train, (int, float)) or not 0 < self.frac_train < 1:
             raise ValueError(f"frac_train={self.frac_train!r} is not allowed; it must lie in the open interval (0, 1)")
         if int(self.frac_train * self.p * self.p) < 1:

@@ -207,7 +207,7 @@ def shard(batches: list[list[RunConfig]], index: int, count: int) -> list[list[R
 
 MANIFEST_FIELDS = ["key", "chapters", "model", "p", "fn", "split", "split_param", "frac_train", "operand_offset",
                    "n_layers", "d_model", "d_mlp", "embed_init", "init_seed", "split_seed", "n_steps", "lr",
-                   "record_dense", "record_every", "device", "torch", "compiled", "batch_size", "batch_wall_time_s",
+                   "record_dense", "record_every", "precision", "device", "torch", "compiled", "batch_size", "batch_wall_time_s",
                    "code_commit", "created"]
 
 

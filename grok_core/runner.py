@@ -41,7 +41,7 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
         return None
     wall = time.time() - t0
     meta = {"code_commit": code_commit(), "device": device_name(trainer.device), "torch": torch.__version__,
-            "precision": trainer.precision, "cuda_graph": trainer.use_graph, "compiled": trainer.compiled,
+            "cuda_graph": trainer.use_graph, "compiled": trainer.compiled,
             "wall_time_s": round(wall, 3), "batch_size": len(configs), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     runs = [store.put(c, h, meta, trainer.flat[r].detach() if save_weights else None)
             for r, (c, h) in enumerate(zip(configs, trainer.histories()))]

@@ -40,7 +40,6 @@ BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "block_acc",
                 "med", "med_ref", "weight_norm")
 
 
-PRECISIONS = ("fp32", "tf32")
 
 
 def adamw_schedule(cfg: RunConfig) -> torch.Tensor:
@@ -123,16 +122,17 @@ class Trainer:
     """Trains a batch of runs that share p and model shape; any mix of seeds, splits, functions."""
 
     def __init__(self, configs: list[RunConfig], device: torch.device | str | None = None,
-                 cuda_graph: bool | None = None, compile: bool = False, precision: str = "fp32"):
+                 cuda_graph: bool | None = None, compile: bool = False):
         """cuda_graph: capture the step as a CUDA graph (default: on for CUDA devices).
         compile: run the forward and AdamW through torch.compile (an option; off by default).
-        precision: "fp32" (strict, the default) or "tf32" (TF32 matmuls on CUDA: changes the numbers).
+        The matmul precision is the configs' own (RunConfig.precision), so it is part of every run's key.
         """
         check_batchable(configs)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r} is not allowed; choose one of {PRECISIONS}")
         self.configs = list(configs)
         self.device = torch.device(device) if device is not None else default_device()
+        if configs[0].precision == "tf32" and self.device.type != "cuda":
+            raise ValueError(f"precision='tf32' needs a CUDA device; on {self.device.type} the runs would compute "
+                             "float32 numbers under a tf32 key")
         cfg = self.cfg = configs[0]
         R = len(configs)
         self.model = build_model(cfg)
@@ -189,7 +189,7 @@ class Trainer:
         self.slot = slot.to(dev)                                          # step -> history entry
         self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, device=dev)
 
-        self.precision = precision
+        self.precision = cfg.precision
         self.use_graph = (self.device.type == "cuda") if cuda_graph is None else bool(cuda_graph)
         if self.use_graph and self.device.type != "cuda":
             raise ValueError("cuda_graph=True needs a CUDA device")

@@ -22,6 +22,7 @@ from grok_core.config import RunConfig
     (dict(model="cnn"), ["model='cnn'"]),
     (dict(act="tanh"), ["act='tanh'"]),
     (dict(loss="hinge"), ["loss='hinge'"]),
+    (dict(precision="bf16"), ["precision='bf16'", "'tf32'"]),
     (dict(d_model=130), ["d_model=130", "n_heads=4"]),
     (dict(n_layers=0), ["n_layers=0"]),
     (dict(lr=0), ["lr=0"]),
@@ -39,6 +40,7 @@ def test_derived_fields_and_keys():
     assert RunConfig(d_model=256).d_mlp == 1024
     assert c.key() == RunConfig(p=47, operand_offset=60, d_mlp=512).key()     # resolved config is hashed
     assert c.key() != c.replace(init_seed=1).key()
+    assert c.key() != c.replace(precision="tf32").key()                        # numerics name the run too
     assert RunConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown config field"):
         RunConfig.from_dict({"p": 5, "seed": 1})
@@ -49,3 +51,4 @@ def test_batch_key_separates_shapes_but_not_seeds_or_tasks():
     assert a.batch_key() == a.replace(init_seed=3, fn="mul", split="strip", split_param=2, lr=3e-3).batch_key()
     assert a.batch_key() != a.replace(p=13).batch_key()
     assert a.batch_key() != a.replace(embed_init="onehot").batch_key()
+    assert a.batch_key() != a.replace(precision="tf32").batch_key()          # one matmul mode per batch

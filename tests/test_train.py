@@ -154,3 +154,8 @@ def test_compiled_trainers_of_new_shapes_are_compiled_again():
             tr.run()
             graphs.append(counters["stats"]["unique_graphs"])
     assert graphs[1] > graphs[0] > 0
+
+
+def test_tf32_runs_need_cuda():
+    with pytest.raises(ValueError, match="precision='tf32' needs a CUDA device"):
+        Trainer([RunConfig(p=7, precision="tf32")], "cpu")
