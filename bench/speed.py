@@ -565,7 +565,7 @@ def main():
             say(f"  tolerance {FAITH_TOL} (relative for losses, MED, weight norm; absolute for accuracies): "
                 + ("pass" if res["faithfulness"]["pass"] else "FAIL"))
         dump()
-    if "tf32" in parts and (cuda or args.quick):
+    if "tf32" in parts and cuda:                          # TF32 is a CUDA mode
         with guard("tf32"):
             say("TF32 grokking-curve check (p=47, frac 0.6, lr 1e-3, 8 seeds): first step with test acc >= 0.95; "
                 "'fp32, each run alone' is the control: the same fp32 runs with other kernels (batch of 1)")
