@@ -4,6 +4,7 @@ Usage (from the repository root):
     python bench/speed.py --ref .ref/Grokking-Insight --out bench/results      # on a CUDA machine
     python bench/speed.py --device cpu --threads 2 --only cpu                   # the CPU figure
     python bench/speed.py --only programme --programme-compile                  # the programme as the runner trains it
+    python bench/speed.py --only repeat                                         # same device, same numbers?
 
 --ref is a checkout of the released code (github.com/Qihuai27/Grokking-Insight); it is imported
 and driven through its own Trainer.do_a_training_step, unmodified; only its Config is built with
@@ -15,7 +16,7 @@ random split, frac 0.3, full batch, every metric every step, float32 with TF32 o
 Printed and written under --out: one table (ms per run-step, run-steps/s, ratio to the released
 code, achieved FLOP/s, fraction of the fp32 bound, memory per run), the ideas measured and which
 were kept, a faithfulness check (alone vs batched vs CPU over the first 100 steps), a TF32
-grokking-curve check, and the estimate for the paper's whole modular programme: the runs of
+grokking-curve check, a repeat check (the same runs trained twice: bitwise equal?), and the estimate for the paper's whole modular programme: the runs of
 grok_core.programme.paper_configs() (thinned histories), batched by grok_core.runner.plan, each
 batch timed on recorded and on train-only steps.
 
@@ -36,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,6 +293,31 @@ def tf32_curve_check(dev, steps: int = 2500) -> dict:
     return out
 
 
+def repeat_check(dev, steps: int = 2500, compile_too: bool = True) -> dict:
+    """The same 8 runs (the TF32 check's setting) trained twice in one process: are the histories bitwise equal?
+
+    Atomic adds in a backward pass (the scatter-add behind a gather) can make GPU runs differ run to run."""
+    cfgs = configs_for(RunConfig(p=47, frac_train=0.6, lr=1e-3, n_steps=steps), 8)
+    out = {}
+    for compiled in (False, True) if compile_too else (False,):
+        hs = []
+        for _ in range(2):
+            tr = Trainer(cfgs, dev, compile=compiled)
+            tr.run(progress=False)
+            hs.append(tr.histories())
+        metrics = [m for m in hs[0][0] if m != "step"]
+        differs = [any(not np.array_equal(a[m], b[m], equal_nan=True) for m in metrics) for a, b in zip(*hs)]
+        first = [next((int(a["step"][k]) for k in range(len(a["step"]))
+                       if any(not np.array_equal(a[m][k], b[m][k], equal_nan=True) for m in metrics)), None)
+                 for a, b in zip(*hs)]
+        out["compiled" if compiled else "eager"] = {
+            "bitwise_equal_runs": differs.count(False), "runs": len(cfgs), "first_differing_step": first,
+            "max_abs_diff": {m: float(max(np.abs(np.nan_to_num(a[m]) - np.nan_to_num(b[m])).max() for a, b in zip(*hs)))
+                             for m in metrics},                   # NaN (no block) counts as 0; bitwise check sees it
+            "test95_step": [[test95(h) for h in run] for run in hs]}
+    return out
+
+
 # -- the paper's modular programme --------------------------------------------------------------------------
 def programme_batches(max_batch: int, dev, quick: bool = False) -> tuple[list[list[RunConfig]], dict[str, str]]:
     """The programme's batches as grok_core.runner.plan forms them, and each run's chapter (by key).
@@ -409,7 +436,7 @@ def main():
                     help="checkout of the released code (not part of this repository)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,programme,cpu")
+    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,repeat,programme,cpu")
     ap.add_argument("--runs", default="1,8,64,256")
     ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32; the programme from the "
                     "quick profiles, three batches (numbers not comparable)")
@@ -427,7 +454,7 @@ def main():
     set_strict_fp32()
     dev = torch.device(args.device)
     parts = set(args.only.split(",")) if args.only != "all" else {"ref", "ours", "batched", "variants", "ideas",
-                                                                    "compile", "check", "tf32", "programme", "profile"}
+                                                                    "compile", "check", "tf32", "repeat", "programme", "profile"}
     cuda = dev.type == "cuda"
     name = torch.cuda.get_device_name(dev) if cuda else f"cpu {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     res = {"device": name, "torch": torch.__version__, "python": platform.python_version(), "precision": "fp32 (TF32 off)",
@@ -572,6 +599,16 @@ def main():
             res["tf32_check"] = tf32_curve_check(dev, steps=30 if args.quick else 2500)
             for k, d in res["tf32_check"].items():
                 say(f"  {k}: {d['test95_step']}  final test acc {d['final_test_acc']}")
+        dump()
+    if "repeat" in parts and (cuda or args.quick):
+        with guard("repeat"):
+            say("the same 8 runs trained twice in one process (p=47, frac 0.6, lr 1e-3): bitwise equal histories?")
+            res["repeat"] = repeat_check(dev, steps=30 if args.quick else 2500, compile_too=cuda)
+            for k, d in res["repeat"].items():
+                say(f"  {k}: {d['bitwise_equal_runs']}/{d['runs']} runs bitwise equal; first differing step per run "
+                    f"{d['first_differing_step']}; largest differences: "
+                    + ", ".join(f"{m} {v:.1e}" for m, v in d["max_abs_diff"].items())
+                    + f"; steps to test acc 0.95, first vs second: {d['test95_step'][0]} / {d['test95_step'][1]}")
         dump()
     if "programme" in parts and (cuda or args.quick):
         with guard("programme"):
