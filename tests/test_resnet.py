@@ -12,7 +12,7 @@ from PIL import Image
 from grok_core import polygons
 from grok_core.models.resnet import build_resnet18, load_backbone
 from grok_core.resnet_train import (ResNetConfig, ResNetStore, ResNetTrainer, _parser, config_from_args, crop_geometry,
-                                    export_checkpoint, grok_epoch, import_checkpoint, load_data, resize_crop,
+                                    export_checkpoint, fit_epoch, grok_epoch, grokking_verdict, import_checkpoint, load_data, resize_crop,
                                     train_command, train_resnet)
 
 TINY = dict(image_size=32, n_images=12, frac_train=0.5, batch_size=4, eval_every=1, width=8)
@@ -257,6 +257,31 @@ def test_export_files_writes_the_released_layout(tmp_path):
 def test_grok_epoch_picks_the_first_evaluation_over_threshold():
     h = {"eval_epoch": np.array([1, 100, 200, 300]), "test_acc": np.array([0.1, 0.35, 0.97, 1.0])}
     assert grok_epoch(h) == 200 and grok_epoch(h, 0.99) == 300 and grok_epoch(h, 1.01) is None
+
+
+def _history(fit_at: int, test_at: int | None, n: int = 4000) -> dict:
+    epoch = np.arange(1, n + 1)
+    train = np.where(epoch >= fit_at, 1.0, 0.2)
+    ev = np.arange(20, n + 1, 20)
+    test = np.where(ev >= (test_at or n + 1), 1.0, 0.3)
+    return {"epoch": epoch, "train_acc": train, "eval_epoch": ev, "test_acc": test}
+
+
+def test_fit_epoch_waits_for_the_window_mean():
+    h = _history(100, None)
+    assert fit_epoch(h, window=20) == 118      # 19 epochs at 1 and one at 0.2: mean 0.96, the first >= 0.95
+    assert fit_epoch(h, window=1) == 100 and fit_epoch(_history(5000, None)) is None
+
+
+@pytest.mark.parametrize("fit_at,test_at,kind", [
+    (100, 2800, "grokking"),        # Fig. 7's shape: test follows 2,700 epochs later
+    (400, 240, "no delay"),         # generalises before the on-the-fly train accuracy settles
+    (100, 900, "no delay"),         # 800 epochs later: under the 1,000-epoch rule
+    (350, None, "not reached"),
+])
+def test_grokking_verdict_is_a_delay_rule(fit_at, test_at, kind):
+    v = grokking_verdict(_history(fit_at, test_at))
+    assert v["kind"] == kind and v["generalise"] == (None if test_at is None else -(-test_at // 20) * 20)
 
 
 def test_render_all_in_worker_processes_matches_render(monkeypatch):
