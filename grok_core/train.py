@@ -40,8 +40,6 @@ BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "block_acc",
                 "med", "med_ref", "weight_norm")
 
 
-
-
 def adamw_schedule(cfg: RunConfig) -> torch.Tensor:
     """[n_steps, 3] float32: per step s, the warm-up multiplier min(s / warmup, 1) and Adam's bias
     corrections 1 - beta1^(s+1) and sqrt(1 - beta2^(s+1)), computed in float64 like torch's AdamW."""
@@ -130,10 +128,10 @@ class Trainer:
         check_batchable(configs)
         self.configs = list(configs)
         self.device = torch.device(device) if device is not None else default_device()
-        if configs[0].precision == "tf32" and self.device.type != "cuda":
+        cfg = self.cfg = configs[0]
+        if cfg.precision == "tf32" and self.device.type != "cuda":
             raise ValueError(f"precision='tf32' needs a CUDA device; on {self.device.type} the runs would compute "
                              "float32 numbers under a tf32 key")
-        cfg = self.cfg = configs[0]
         R = len(configs)
         self.model = build_model(cfg)
         self.metrics = metric_names(cfg)
@@ -189,7 +187,6 @@ class Trainer:
         self.slot = slot.to(dev)                                          # step -> history entry
         self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, device=dev)
 
-        self.precision = cfg.precision
         self.use_graph = (self.device.type == "cuda") if cuda_graph is None else bool(cuda_graph)
         if self.use_graph and self.device.type != "cuda":
             raise ValueError("cuda_graph=True needs a CUDA device")
@@ -254,7 +251,7 @@ class Trainer:
 
     def _set_precision(self):
         if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = self.cfg.precision == "tf32"
 
     def _capture(self, record: bool):
         """Warm up on a side stream, capture one step, then put the state back as it was."""
