@@ -4,7 +4,7 @@ Usage (from the repository root):
     python bench/speed.py --ref .ref/Grokking-Insight --out bench/results      # on a CUDA machine
     python bench/speed.py --device cpu --threads 2 --only cpu                   # the CPU figure
     python bench/speed.py --only programme --programme-compile                  # the programme as the runner trains it
-    python bench/speed.py --only repeat                                         # same device, same numbers?
+    python bench/speed.py --only repeat,determinism                             # same device, same numbers? at what cost?
 
 --ref is a checkout of the released code (github.com/Qihuai27/Grokking-Insight); it is imported
 and driven through its own Trainer.do_a_training_step, unmodified; only its Config is built with
@@ -296,13 +296,15 @@ def tf32_curve_check(dev, steps: int = 2500) -> dict:
 def repeat_check(dev, steps: int = 2500, compile_too: bool = True) -> dict:
     """The same 8 runs (the TF32 check's setting) trained twice in one process: are the histories bitwise equal?
 
-    Atomic adds in a backward pass (the scatter-add behind a gather) can make GPU runs differ run to run."""
+    Each way of training (eager / compiled, torch's deterministic mode on as the Trainer has it, or off):
+    without it, atomic adds in a backward pass (the scatter-add behind a gather) and compiled code's
+    autotuning make GPU runs differ from run to run."""
     cfgs = configs_for(RunConfig(p=47, frac_train=0.6, lr=1e-3, n_steps=steps), 8)
     out = {}
-    for compiled in (False, True) if compile_too else (False,):
+    for compiled, det in [(c, d) for c in ((False, True) if compile_too else (False,)) for d in (True, False)]:
         hs = []
         for _ in range(2):
-            tr = Trainer(cfgs, dev, compile=compiled)
+            tr = Trainer(cfgs, dev, compile=compiled, deterministic=det)
             tr.run(progress=False)
             hs.append(tr.histories())
         metrics = [m for m in hs[0][0] if m != "step"]
@@ -312,7 +314,7 @@ def repeat_check(dev, steps: int = 2500, compile_too: bool = True) -> dict:
             for m in metrics:
                 diff |= ~((a[m] == b[m]) | (np.isnan(a[m]) & np.isnan(b[m])))
             first.append(int(a["step"][diff.argmax()]) if diff.any() else None)
-        out["compiled" if compiled else "eager"] = {
+        out[("compiled" if compiled else "eager") + ("" if det else ", deterministic mode off")] = {
             "bitwise_equal_runs": first.count(None), "runs": len(cfgs), "first_differing_step": first,
             "max_abs_diff": {m: float(max(np.abs(np.nan_to_num(a[m]) - np.nan_to_num(b[m])).max() for a, b in zip(*hs)))
                              for m in metrics},                   # NaN (no block) counts as 0; bitwise check sees it
@@ -415,6 +417,25 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     return out
 
 
+def determinism_cost(dev, max_batch: int = 128, quick: bool = False) -> list[dict]:
+    """What torch's deterministic mode costs, compiled as the runner trains: the programme's two most
+    expensive batches and its largest, each timed with the mode on (the Trainer's default) and off."""
+    batches, _ = programme_batches(max_batch, dev, quick)
+    picked = list(dict.fromkeys([0, 1, max(range(len(batches)), key=lambda k: len(batches[k]))]))
+    rows = []
+    for k in picked:
+        b = batches[k]
+        row = {"shape": f"p={b[0].p} L={b[0].n_layers} D={b[0].d_model}", "runs": len(b)}
+        for det in (True, False):
+            r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3,
+                                             compile=True, deterministic=det)
+            frac = recorded_fraction(b[0])
+            row["on" if det else "off"] = (frac * r["ms_per_run_step_recorded"] + (1 - frac) * r["ms_per_run_step_train_only"])
+        row["ratio"] = row["on"] / row["off"]
+        rows.append(row)
+    return rows
+
+
 @contextlib.contextmanager
 def guard(label: str):
     """A failing part is reported and the others still run."""
@@ -438,7 +459,7 @@ def main():
                     help="checkout of the released code (not part of this repository)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,repeat,programme,cpu")
+    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,repeat,determinism,programme,profile,cpu")
     ap.add_argument("--runs", default="1,8,64,256")
     ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32; the programme from the "
                     "quick profiles, three batches (numbers not comparable)")
@@ -456,7 +477,7 @@ def main():
     set_strict_fp32()
     dev = torch.device(args.device)
     parts = set(args.only.split(",")) if args.only != "all" else {"ref", "ours", "batched", "variants", "ideas",
-                                                                    "compile", "check", "tf32", "repeat", "programme", "profile"}
+                                                                    "compile", "check", "tf32", "repeat", "determinism", "programme", "profile"}
     cuda = dev.type == "cuda"
     name = torch.cuda.get_device_name(dev) if cuda else f"cpu {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     res = {"device": name, "torch": torch.__version__, "python": platform.python_version(), "precision": "fp32 (TF32 off)",
@@ -611,6 +632,13 @@ def main():
                     f"{d['first_differing_step']}; largest differences: "
                     + ", ".join(f"{m} {v:.1e}" for m, v in d["max_abs_diff"].items())
                     + f"; steps to test acc 0.95, first vs second: {d['test95_step'][0]} / {d['test95_step'][1]}")
+        dump()
+    if "determinism" in parts and (cuda or args.quick):
+        with guard("determinism"):
+            say("torch's deterministic mode (the Trainer's default), compiled, on vs off; ms per run-step, mixed as in the programme:")
+            res["determinism_cost"] = determinism_cost(dev, args.max_batch, args.quick)
+            for row in res["determinism_cost"]:
+                say(f"  {row['shape']:<18} batch of {row['runs']:3d}: on {row['on']:.4f} / off {row['off']:.4f} = {row['ratio']:.3f}x")
         dump()
     if "programme" in parts and (cuda or args.quick):
         with guard("programme"):

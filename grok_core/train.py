@@ -21,7 +21,9 @@ as CUDA graphs and replayed; the eager path runs the same code, so CPU and GPU f
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,10 +33,14 @@ import torch.nn.functional as F
 
 from .config import RunConfig
 from .measures import med, med_reference, weight_norm
-from .models import build_model
+from .models import ROW_ALIGN, build_model
 from .splits import make_split
 from .store import atomic_file
 from .tasks import labels as task_labels
+
+# cuBLAS is deterministic only with a fixed workspace; torch's deterministic mode refuses matmuls without it.
+# It is read when CUDA starts, so it is set on import (a user's own setting wins).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "block_acc", "leftover_acc",
                 "med", "med_ref", "weight_norm")
@@ -88,6 +94,19 @@ def set_strict_fp32():
     torch.backends.cudnn.allow_tf32 = False
 
 
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool = True):
+    """torch's deterministic mode for the duration: on CUDA a gather's backward (a scatter-add) otherwise adds
+    with atomics in any order, and compiled code autotunes reductions, so the same runs trained twice differ
+    from step 2 on (measured on an H100; bench/results/README.md). The previous mode is restored on exit."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(on)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def metric_names(cfg: RunConfig) -> tuple[str, ...]:
     return BASE_METRICS + (("med_hidden",) if cfg.model == "mlp" else ())
 
@@ -120,9 +139,11 @@ class Trainer:
     """Trains a batch of runs that share p and model shape; any mix of seeds, splits, functions."""
 
     def __init__(self, configs: list[RunConfig], device: torch.device | str | None = None,
-                 cuda_graph: bool | None = None, compile: bool = False):
+                 cuda_graph: bool | None = None, compile: bool = False, deterministic: bool = True):
         """cuda_graph: capture the step as a CUDA graph (default: on for CUDA devices).
         compile: run the forward and AdamW through torch.compile (an option; off by default).
+        deterministic: steps run in torch's deterministic mode, so that the same runs give the same numbers
+        on the same device; False only to measure what that costs (bench/speed.py).
         The matmul precision is the configs' own (RunConfig.precision), so it is part of every run's key.
         """
         check_batchable(configs)
@@ -140,7 +161,7 @@ class Trainer:
         splits = [make_split(c) for c in configs]
         labels = torch.stack([task_labels(c.fn, c.p) for c in configs]).to(dev)               # [r, N]
         n_train = torch.tensor([len(s.train_idx) for s in splits])
-        n_max = int(n_train.max())
+        n_max = -(-int(n_train.max()) // ROW_ALIGN) * ROW_ALIGN     # padded rows weigh 0; see models.linear
         self.train_idx = torch.zeros(R, n_max, dtype=torch.long)
         self.train_w = torch.zeros(R, n_max)
         for r, s in enumerate(splits):
@@ -191,6 +212,7 @@ class Trainer:
         if self.use_graph and self.device.type != "cuda":
             raise ValueError("cuda_graph=True needs a CUDA device")
         self.compiled = bool(compile)
+        self.deterministic = bool(deterministic)
         if compile:
             # torch.compile caches code per function, shared by every Trainer: a process that trains batches of
             # many shapes (the programme) would pass dynamo's recompile limit and fall back to eager unnoticed.
@@ -278,12 +300,13 @@ class Trainer:
             raise RuntimeError(f"all {self.cfg.n_steps} steps are done")
         self._set_precision()
         record = bool(self.is_recorded[self.step])
-        if self.use_graph:
-            if record not in self._graphs:
-                self._capture(record)
-            self._graphs[record].replay()
-        else:
-            self._step_body(record)
+        with deterministic_algorithms(self.deterministic):
+            if self.use_graph:
+                if record not in self._graphs:
+                    self._capture(record)
+                self._graphs[record].replay()
+            else:
+                self._step_body(record)
         self.step += 1
 
     # -- loop, checkpoints ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from grok_core.config import RunConfig
-from grok_core.models import build_model
+from grok_core.models import build_model, linear, row_chunks
 from grok_core.tasks import tokens
 
 
@@ -54,6 +54,39 @@ def test_trunk_on_chosen_rows_equals_the_full_table_at_those_rows(kw):
     part = model.trunk(w, rows // cfg.p, rows % cfg.p)
     torch.testing.assert_close(part, torch.gather(full, 1, rows[..., None].expand(-1, -1, full.shape[-1])),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("add", [None, "bias", "full"])
+def test_chunked_linear_equals_one_product_with_gradients(add):
+    """With few runs `linear` cuts the rows into chunks; values and all gradients stay those of x @ W + add."""
+    g = torch.Generator().manual_seed(1)
+    R, n, d_in, d_out = 2, 1024, 8, 5
+    assert row_chunks(R, n) == 4 and row_chunks(R, n + 1) == 1 and row_chunks(32, n) == 1
+    x, W = torch.randn(R, n, d_in, generator=g, dtype=torch.double), torch.randn(R, d_in, d_out, generator=g, dtype=torch.double)
+    a = {None: None, "bias": torch.randn(R, d_out, generator=g, dtype=torch.double),
+         "full": torch.randn(R, n, d_out, generator=g, dtype=torch.double)}[add]
+    ins = [t.requires_grad_() for t in (x, W, a) if t is not None]
+    out = linear(x, W, a)
+    ref = torch.bmm(x, W) + (0 if a is None else a if add == "full" else a[:, None])
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    gy = torch.randn(R, n, d_out, generator=g, dtype=torch.double)
+    for a_grad, r_grad in zip(torch.autograd.grad(out, ins, gy), torch.autograd.grad(ref, ins, gy)):
+        torch.testing.assert_close(a_grad, r_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_logits_on_chunked_rows_equal_the_full_table(n_layers):
+    """512 rows for 2 runs: the head's and the trunk's products run chunked; the logits do not change."""
+    cfg = RunConfig(p=23, d_model=16, n_heads=4, n_layers=n_layers)
+    model = build_model(cfg)
+    flat = torch.stack([model.init_params(cfg.replace(init_seed=s)) for s in range(2)]).double()
+    w = model.layout.views(flat)
+    g = torch.Generator().manual_seed(0)
+    rows = torch.stack([torch.randperm(cfg.p ** 2, generator=g)[:512] for _ in range(2)])
+    assert row_chunks(2, 512) > 1
+    full = model.head(w, model.trunk(w))
+    part = model.head(w, model.trunk(w, rows // cfg.p, rows % cfg.p))
+    torch.testing.assert_close(part, torch.gather(full, 1, rows[..., None].expand(-1, -1, cfg.p)), rtol=1e-10, atol=1e-10)
 
 
 def test_mlp_forward_equals_concatenated_embedding_mlp():

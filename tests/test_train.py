@@ -68,8 +68,9 @@ def test_adamw_and_warmup_match_torch_optim(model):
     for _ in range(cfg.n_steps):
         w = t.model.layout.views(ref)
         feats = t.model.trunk(w)
-        rows = torch.gather(feats, 1, t.train_idx[..., None].expand(-1, -1, feats.shape[-1]))
-        loss = F.cross_entropy(t.model.head(w, rows)[0], t.train_labels[0])
+        real = t.train_w[0] > 0                                       # the Trainer pads rows (weight 0)
+        rows = feats[:, t.train_idx[0, real]]
+        loss = F.cross_entropy(t.model.head(w, rows)[0], t.train_labels[0, real])
         opt.zero_grad()
         loss.backward()
         opt.step()

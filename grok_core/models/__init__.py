@@ -71,6 +71,43 @@ def rows_or_all_pairs(i, j, p: int, R: int, device) -> tuple[torch.Tensor, torch
     return grid // p, grid % p
 
 
+MIN_CHUNK_ROWS = 256      # rows in one chunk of a chunked product (below this the products get too short)
+ROW_ALIGN = 64            # the Trainer pads train rows to a multiple of this, so that chunking can apply
+
+
+def row_chunks(R: int, n: int) -> int:
+    """Into how many chunks `linear` cuts the n rows of each of R runs: 64 // R (1 above 16 runs),
+    halved until the chunks divide n and hold at least MIN_CHUNK_ROWS rows."""
+    S = 64 // R if R <= 16 else 1
+    while S > 1 and (n % S or n // S < MIN_CHUNK_ROWS):
+        S //= 2
+    return S
+
+
+def linear(x: torch.Tensor, W: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+    """x [r, *rows, d_in] @ W [r, d_in, d_out] (+ add: a bias [r, d_out] or a tensor like the output).
+
+    One batched product over runs. With few runs, each run's rows are cut into chunks and every
+    chunk is its own batch entry with a copy of its run's W; the weight gradient then comes out as
+    many short products summed over chunks. For a handful of long products cuBLAS picks small-tile
+    kernels that walk the whole row sum serially: 3-5x slower for d_out <= 384 at 8 runs on an H100
+    (measured; bench/results/README.md). Cutting changes only the order of the gradient's sum.
+    """
+    R, *grid, d_in = x.shape
+    d_out = W.shape[-1]
+    n = math.prod(grid)
+    S = row_chunks(R, n)
+    xs = x.reshape(R * S, n // S, d_in)
+    Ws = W if S == 1 else W[:, None].expand(R, S, d_in, d_out).reshape(R * S, d_in, d_out)
+    if add is None:
+        out = torch.bmm(xs, Ws)
+    else:
+        add = add.reshape(R, 1 if add.dim() == 2 else n, d_out)
+        add = add.reshape(R * S, n // S, d_out) if add.shape[1] == n else add.repeat_interleave(S, 0)
+        out = torch.baddbmm(add, xs, Ws)
+    return out.view(R, *grid, d_out)
+
+
 def build_model(cfg: RunConfig):
     from .mlp import EmbedMLP
     from .transformer import Transformer

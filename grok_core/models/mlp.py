@@ -10,7 +10,7 @@ import torch
 
 from ..config import RunConfig
 from ..measures import cyclic_med
-from . import FlatLayout, activation, embedding_init, onehot_embedding, rows_or_all_pairs
+from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs
 
 
 class EmbedMLP:
@@ -52,8 +52,8 @@ class EmbedMLP:
         return torch.gather(a, 1, i[..., None].expand(-1, -1, M)) + torch.gather(b, 1, j[..., None].expand(-1, -1, M)) + c
 
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
-        h = self.act(torch.baddbmm(w["b_2"][:, None], self.act(feats), w["W_2"]))
-        return torch.baddbmm(w["b_3"][:, None], h, w["W_3"])
+        h = self.act(linear(self.act(feats), w["W_2"], w["b_2"]))
+        return linear(h, w["W_3"], w["b_3"])
 
     def extra_measures(self, w: dict) -> dict[str, torch.Tensor]:
         """Hidden-layer MED (README variant): cyclic MED of act(hidden1) on the diagonal inputs (i, i)."""

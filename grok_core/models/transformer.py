@@ -16,17 +16,7 @@ import math
 import torch
 
 from ..config import RunConfig
-from . import FlatLayout, activation, embedding_init, onehot_embedding, rows_or_all_pairs
-
-
-def _linear(x, W):
-    """x [r, *grid, d_in] @ W [r, d_in, d_out] -> [r, *grid, d_out], one bmm over runs."""
-    R, *grid, d_in = x.shape
-    return torch.bmm(x.reshape(R, -1, d_in), W).view(R, *grid, W.shape[-1])
-
-
-def _bias(b, x):
-    return b.view(b.shape[0], *([1] * (x.dim() - 2)), b.shape[-1])
+from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs
 
 
 def _join(forms: list[str]) -> str:
@@ -49,6 +39,19 @@ def _add(a, b, i, j):
     """Sum of two states, in the form of the sum."""
     form = _join([a[0], b[0]])
     return form, _to_form(a[1], a[0], form, i, j) + _to_form(b[1], b[0], form, i, j)
+
+
+def _grouped(fn, xs: list, group: list) -> list:
+    """[fn(x, g) for x, g in zip(xs, group)], but tensors with the same group label g are stacked along
+    the row axis and go through fn together: one product per group instead of one per tensor.
+    fn must act on each row alone (a linear map, an MLP)."""
+    out = [None] * len(xs)
+    for g in dict.fromkeys(group):
+        ks = [k for k in range(len(xs)) if group[k] == g]
+        ys = fn(torch.cat([xs[k] for k in ks], 1) if len(ks) > 1 else xs[ks[0]], g)
+        for k, y in zip(ks, ys.split([xs[k].shape[1] for k in ks], 1)):
+            out[k] = y
+    return out
 
 
 class Transformer:
@@ -86,9 +89,13 @@ class Transformer:
             return {"W_E": onehot_embedding(self.cfg).expand(R, -1, -1)}
         return {}
 
-    def _mlp(self, w, l, x):
-        h = self.act(_linear(x, w[f"{l}.W_in"]) + _bias(w[f"{l}.b_in"], x))
-        return _linear(h, w[f"{l}.W_out"]) + _bias(w[f"{l}.b_out"], x)
+    def _mlp_block(self, w, l, xs: list) -> list:
+        """Each state plus its MLP output; states of one form share the products."""
+        def block(x, form):
+            h = self.act(linear(x, w[f"{l}.W_in"], w[f"{l}.b_in"]))
+            return linear(h, w[f"{l}.W_out"], x + w[f"{l}.b_out"][:, None])
+        forms = [f for f, _ in xs]
+        return list(zip(forms, _grouped(block, [x for _, x in xs], forms)))
 
     def _attend(self, w, l, xs, queries, i, j):
         """Causal attention output (after W_O) for each query position, in the form of its result.
@@ -97,17 +104,22 @@ class Transformer:
         table over the first operand, "j" [r, p, d] over the second, "row" [r, n, d] one per row.
         Scores are formed in the smallest form their two sides allow and only then brought to rows.
         """
-        WQ, WK, WV, WO = (w[f"{l}.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))
-        R, H, D, e = WQ.shape
-        proj = lambda x, W: torch.einsum("rnd,rhde->rnhe", x, W)
+        R, H, D, e = w[f"{l}.W_Q"].shape
         n_keys = max(queries) + 1
-        keys = [proj(xs[s][1], WK) for s in range(n_keys)]
-        vals = [proj(xs[s][1], WV) for s in range(n_keys)]
+        # each position's projections in one product ([W_Q | W_K | W_V] as far as it needs them),
+        # positions of one form and the same needs stacked: [r, n, heads, e] per projection
+        needs = [("W_Q",) * (s in queries) + ("W_K", "W_V") * (s < n_keys) for s in range(n_keys)]
+        def project(x, group):
+            return linear(x, torch.cat([w[f"{l}.{n}"] for n in group[1]], 1).permute(0, 2, 1, 3).reshape(R, D, -1))
+        ys = _grouped(project, [xs[s][1] for s in range(n_keys)], [(xs[s][0], needs[s]) for s in range(n_keys)])
+        ys = [dict(zip(needs[s], y.view(R, -1, len(needs[s]), H, e).unbind(2))) for s, y in enumerate(ys)]
+        keys = [ys[s]["W_K"] for s in range(n_keys)]
+        vals = [ys[s]["W_V"] for s in range(n_keys)]
         scale = math.sqrt(e)
-        outs = {}
+        zs, forms = [], []
         for q in queries:
-            fq, xq = xs[q]
-            query = proj(xq, WQ)
+            fq = xs[q][0]
+            query = ys[q]["W_Q"]
             form = _join([fq] + [xs[s][0] for s in range(q + 1)])
             scores = []
             for s in range(q + 1):
@@ -116,8 +128,10 @@ class Transformer:
                 scores.append(_to_form(qk.sum(-1) / scale, fs, form, i, j))
             attn = torch.softmax(torch.stack(torch.broadcast_tensors(*scores), -1), dim=-1)   # [r, n|p|1, h, key]
             z = sum(attn[..., s, None] * _to_form(vals[s], xs[s][0], form, i, j) for s in range(q + 1))
-            outs[q] = (form, torch.bmm(z.reshape(R, -1, H * e), WO.reshape(R, H * e, D)).view(R, -1, D))
-        return outs
+            zs.append(z.reshape(R, -1, H * e))
+            forms.append(form)
+        W_O = w[f"{l}.W_O"].reshape(R, H * e, D)
+        return {q: (f, o) for q, f, o in zip(queries, forms, _grouped(lambda z, f: linear(z, W_O), zs, forms))}
 
     def trunk(self, w: dict, i: torch.Tensor | None = None, j: torch.Tensor | None = None) -> torch.Tensor:
         """Residual stream at '=' before the last MLP, for the rows (i, j): [run, n, d_model].
@@ -135,17 +149,16 @@ class Transformer:
             xs = [(f, x + w["W_pos"][:, s, None, :]) for s, (f, x) in enumerate(xs)]
         for l in range(cfg.n_layers - 1):
             outs = self._attend(w, l, xs, (0, 1, 2), i, j)
-            xs = [_add(xs[s], outs[s], i, j) for s in range(3)]
-            xs = [(f, x + self._mlp(w, l, x)) for f, x in xs]
+            xs = self._mlp_block(w, l, [_add(xs[s], outs[s], i, j) for s in range(3)])
         f, resid = _add(xs[2], self._attend(w, cfg.n_layers - 1, xs, (2,), i, j)[2], i, j)
         return _to_form(resid, f, "row", i, j)
 
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
         """Last MLP and unembedding on rows of trunk features: [run, n, d_model] -> logits [run, n, p]."""
         l = self.cfg.n_layers - 1
-        h = self.act(torch.baddbmm(w[f"{l}.b_in"][:, None], feats, w[f"{l}.W_in"]))
-        x = torch.baddbmm(feats + w[f"{l}.b_out"][:, None], h, w[f"{l}.W_out"])    # residual + MLP output
-        return torch.bmm(x, w["W_U"])
+        h = self.act(linear(feats, w[f"{l}.W_in"], w[f"{l}.b_in"]))
+        x = linear(h, w[f"{l}.W_out"], feats + w[f"{l}.b_out"][:, None])    # residual + MLP output
+        return linear(x, w["W_U"])
 
     def extra_measures(self, w: dict) -> dict[str, torch.Tensor]:
         return {}
