@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .config import RunConfig
 from .measures import med, med_reference, weight_norm
-from .models import ROW_ALIGN, build_model
+from .models import ROW_ALIGN, RowIndex, build_model
 from .splits import make_split
 from .store import atomic_file
 from .tasks import labels as task_labels
@@ -68,7 +68,8 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
 
     Parameters with gradient, Adam moments and AdamW temporaries (8 P), the history, and per
     pair of the p x p table: the trunk's grid tensors kept for backward (about 8 d_model floats,
-    24 more per extra layer), the hidden layer and two p-wide logit tensors of the head.
+    24 more per extra layer), one more for a RowIndex gradient's table, the hidden layer and two
+    p-wide logit tensors of the head.
     Calibrated on an H100 (bench/speed.py prints measured and estimated MB per run side by side):
     1.2-1.7x the measured peak for 1-4 layers, p = 43..379, and the MLP.
     """
@@ -80,7 +81,7 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
     if cfg.model == "mlp":
         per_pair = 5 * M + 2 * p
     else:
-        per_pair = D * (8 + 24 * (cfg.n_layers - 1)) + M + 2 * p
+        per_pair = D * (9 + 24 * (cfg.n_layers - 1)) + M + 2 * p     # + D: a RowIndex backward's table
     return int((fixed + N * per_pair) * 4)
 
 
@@ -165,11 +166,14 @@ class Trainer:
         self.train_idx = torch.zeros(R, n_max, dtype=torch.long)
         self.train_w = torch.zeros(R, n_max)
         for r, s in enumerate(splits):
-            self.train_idx[r, :len(s.train_idx)] = s.train_idx
-            self.train_w[r, :len(s.train_idx)] = 1.0 / len(s.train_idx)
+            n = len(s.train_idx)
+            # padding rows (weight 0) spread over the table: (0, 0), (1, 1), ... so that no operand value
+            # collects many rows (that would widen the RowIndex inverse tables)
+            self.train_idx[r] = torch.cat([s.train_idx, torch.arange(n_max - n) * (cfg.p + 1) % cfg.p ** 2])
+            self.train_w[r, :n] = 1.0 / n
         self.train_idx, self.train_w = self.train_idx.to(dev), self.train_w.to(dev)
         self.train_labels = torch.gather(labels, 1, self.train_idx)
-        self.train_ij = (self.train_idx // cfg.p, self.train_idx % cfg.p)
+        self.train_ij = (RowIndex(self.train_idx // cfg.p, cfg.p), RowIndex(self.train_idx % cfg.p, cfg.p))
         n_test_max = max(len(s.test_idx) for s in splits)
         self.test_idx = torch.zeros(R, n_test_max, dtype=torch.long)
         test_real = torch.zeros(R, n_test_max)

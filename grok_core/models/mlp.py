@@ -10,7 +10,7 @@ import torch
 
 from ..config import RunConfig
 from ..measures import cyclic_med
-from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs
+from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs, take
 
 
 class EmbedMLP:
@@ -40,7 +40,7 @@ class EmbedMLP:
         return {}
 
     def trunk(self, w: dict, i: torch.Tensor | None = None, j: torch.Tensor | None = None) -> torch.Tensor:
-        """First-layer pre-activations for the rows (i, j) ([run, n] each; None: all p*p pairs): [run, n, d_mlp]."""
+        """First-layer pre-activations for the rows (i, j) ([run, n] tensors or RowIndex; None: all p*p pairs): [run, n, d_mlp]."""
         p, d, D = self.cfg.p, self.cfg.operand_offset, self.cfg.d_model
         W_E, W_1 = w["W_E"], w["W_1"]
         R = W_E.shape[0]
@@ -48,8 +48,7 @@ class EmbedMLP:
         a = torch.bmm(W_E[:, :p], W_1[:, :D])                   # [r, i, m]
         b = torch.bmm(W_E[:, d:d + p], W_1[:, D:2 * D])         # [r, j, m]
         c = torch.bmm(W_E[:, -1:], W_1[:, 2 * D:]) + w["b_1"][:, None]   # [r, 1, m]
-        M = a.shape[-1]
-        return torch.gather(a, 1, i[..., None].expand(-1, -1, M)) + torch.gather(b, 1, j[..., None].expand(-1, -1, M)) + c
+        return take(a, i) + take(b, j) + c
 
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
         h = self.act(linear(self.act(feats), w["W_2"], w["b_2"]))

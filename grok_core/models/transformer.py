@@ -16,7 +16,7 @@ import math
 import torch
 
 from ..config import RunConfig
-from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs
+from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs, take
 
 
 def _join(forms: list[str]) -> str:
@@ -31,8 +31,7 @@ def _to_form(x, form: str, target: str, i, j):
     """Bring x [r, 1|p|n, ...] from form to target ("row" or a form x broadcasts into)."""
     if form == target or form == "c" or target != "row":
         return x
-    idx = i if form == "i" else j
-    return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
+    return take(x, i if form == "i" else j)
 
 
 def _add(a, b, i, j):
@@ -136,7 +135,8 @@ class Transformer:
     def trunk(self, w: dict, i: torch.Tensor | None = None, j: torch.Tensor | None = None) -> torch.Tensor:
         """Residual stream at '=' before the last MLP, for the rows (i, j): [run, n, d_model].
 
-        i, j: [run, n] operand values of each run's rows; None means all p*p pairs, row i*p + j.
+        i, j: [run, n] operand values of each run's rows (tensors, or RowIndex for a deterministic
+        gradient); None means all p*p pairs, row i*p + j.
         Position 0 depends on i alone through every layer and is kept as a p-row table; the
         other positions become per-row states once attention mixes operands.
         """
