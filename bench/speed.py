@@ -364,12 +364,15 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
     warm_s = time.perf_counter() - t0
     rec = time_steps(tr.train_step, dev, n_steps, repeats)
     assert not tr.is_recorded[tr.step:tr.step + 1 + repeats * n_steps].any()
-    tr.train_step()                                       # first train-only step (captures its graph)
+    t0 = time.perf_counter()
+    tr.train_step()                                       # first train-only step (compiles and captures its graph)
+    sync(dev)
+    warm_s += time.perf_counter() - t0
     train = time_steps(tr.train_step, dev, n_steps, repeats)
     R = len(configs)
     out = {"runs": R, "ms_per_step_recorded": rec * 1e3, "ms_per_step_train_only": train * 1e3,
            "ms_per_run_step_recorded": rec * 1e3 / R, "ms_per_run_step_train_only": train * 1e3 / R,
-           "warmup_s": round(warm_s, 2)}
+           "warmup_s": round(warm_s, 2)}                  # setup, compilation and graph capture of both kinds
     if base is not None:
         out["mem_per_run_MB"] = (torch.cuda.max_memory_allocated() - base) / R / 2 ** 20
     del tr
@@ -386,7 +389,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     batches, chapter = programme_batches(max_batch, dev, quick)
     if quick:
         batches = batches[-3:]                            # plan puts the most expensive batches first
-    rows, total, total_bound = [], 0.0, 0.0
+    rows, total, total_bound, setup = [], 0.0, 0.0, 0.0
     for b in batches:                                     # every batch: its runs are padded to its own largest split
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
@@ -395,6 +398,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
         ms_step = frac * r["ms_per_step_recorded"] + (1 - frac) * r["ms_per_step_train_only"]
         secs = cfg.n_steps * ms_step / 1e3
         total += secs
+        setup += r["warmup_s"]
         fracs = sorted({c.frac_train for c in b})
         row = {"shape": f"{cfg.model} p={cfg.p} L={cfg.n_layers} D={cfg.d_model} M={cfg.d_mlp}",
                "frac_train": f"{fracs[0]}" + (f"-{fracs[-1]}" if len(fracs) > 1 else ""),
@@ -404,13 +408,13 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
                "ms_per_run_step_mixed": ms_step / R,
                "mem_per_run_MB": r.get("mem_per_run_MB"),
                "mem_estimate_per_run_MB": estimate_bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
-               "minutes": secs / 60, "chapters": sorted({chapter[c.key()] for c in b})}
+               "minutes": secs / 60, "setup_s": r["warmup_s"], "chapters": sorted({chapter[c.key()] for c in b})}
         if rate:
             bound = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for c in b) / rate
             row["bound_minutes"] = bound / 60
             total_bound += bound
         rows.append(row)
-    out = {"rows": rows, "total_minutes": total / 60, "n_runs": sum(r["runs"] for r in rows),
+    out = {"rows": rows, "total_minutes": total / 60, "setup_minutes": setup / 60, "n_runs": sum(r["runs"] for r in rows),
            "max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision}
     if rate:
         out["bound_total_minutes"] = total_bound / 60
@@ -657,9 +661,12 @@ def main():
                     f"{row['ms_per_run_step_mixed']:.4f} mixed ({row['recorded_fraction']:.1%} recorded), "
                     f"{fmt(row['mem_per_run_MB'], 0)} MB/run (est. {fmt(row['mem_estimate_per_run_MB'], 0)}) "
                     f"-> {row['minutes']:.1f} min" + (f" (bound {row['bound_minutes']:.1f})" if "bound_minutes" in row else "")
+                    + f", setup {row['setup_s']:.0f} s"
                     + f"  [{', '.join(row['chapters'])}]")
-            say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes"
-                + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})" if "bound_total_minutes" in est else ""))
+            say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes of training"
+                + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})" if "bound_total_minutes" in est else "")
+                + f" + {est['setup_minutes']:.1f} minutes of setup (compilation, graph capture) = "
+                  f"{est['total_minutes'] + est['setup_minutes']:.1f} minutes")
         dump()
     if "profile" in parts:
         with guard("profile"):

@@ -96,10 +96,12 @@ class _Take(torch.autograd.Function):
     def backward(ctx, grad):
         (inv,) = ctx.saved_tensors
         R, p, c = inv.shape
-        rest = grad.shape[2:]
-        padded = torch.cat([grad, grad.new_zeros(R, 1, *rest)], 1)        # row n: the inverse table's filler
-        flat = inv.view(R, p * c, *([1] * len(rest))).expand(-1, -1, *rest)
-        return torch.gather(padded, 1, flat).view(R, p, c, *rest).sum(2), None, None
+        rest, ones = grad.shape[2:], [1] * (grad.dim() - 2)
+        n = grad.shape[1]
+        real = (inv < n).view(R, p, c, *ones)                               # n: the inverse table's filler
+        flat = inv.clamp(max=n - 1).view(R, p * c, *ones).expand(-1, -1, *rest)
+        rows = torch.gather(grad, 1, flat).view(R, p, c, *rest)
+        return torch.where(real, rows, 0.0).sum(2), None, None
 
 
 def take(x: torch.Tensor, idx) -> torch.Tensor:
