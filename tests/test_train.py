@@ -160,3 +160,19 @@ def test_compiled_trainers_of_new_shapes_are_compiled_again():
 def test_tf32_runs_need_cuda():
     with pytest.raises(ValueError, match="precision='tf32' needs a CUDA device"):
         Trainer([RunConfig(p=7, precision="tf32")], "cpu")
+
+
+def test_steps_run_deterministic_and_restore_the_mode():
+    """Each step runs in torch's deterministic mode (GPU runs repeat bit for bit); the caller's mode is restored."""
+    seen = []
+    t = Trainer([RunConfig(**SMALL, n_steps=3)], "cpu")
+    body = t._step_body
+    t._step_body = lambda record: (seen.append(torch.are_deterministic_algorithms_enabled()), body(record))
+    assert not torch.are_deterministic_algorithms_enabled()
+    t.train_step()
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
+    off = Trainer([RunConfig(**SMALL, n_steps=3)], "cpu", deterministic=False)
+    body_off = off._step_body
+    off._step_body = lambda record: (seen.append(torch.are_deterministic_algorithms_enabled()), body_off(record))
+    off.train_step()
+    assert seen == [True, False]
