@@ -71,7 +71,9 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
     24 more per extra layer), one more for a RowIndex gradient's table, the hidden layer and two
     p-wide logit tensors of the head.
     Calibrated on an H100 (bench/speed.py prints measured and estimated MB per run side by side):
-    1.2-1.7x the measured peak for 1-4 layers, p = 43..379, and the MLP.
+    1.3-1.9x the measured peak per run in the programme's batches (8-128 runs, 1-4 layers,
+    p = 97..379) and for 64 runs of the MLP; below it at p = 47 (0.8x) and for a run alone (0.5-0.9x),
+    where fixed buffers dominate (bench/results/README.md).
     """
     from .models import build_model
     N = cfg.p ** 2

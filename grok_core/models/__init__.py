@@ -73,12 +73,17 @@ class RowIndex:
         R, n = idx.shape
         order = torch.argsort(idx, dim=1, stable=True)                    # rows grouped by value
         value = torch.gather(idx, 1, order)
-        counts = torch.zeros(R, p, dtype=torch.long).scatter_add_(1, idx.cpu(), torch.ones_like(idx.cpu()))
-        start = (counts.cumsum(1) - counts).to(idx.device)
+        counts = torch.zeros(R, p, dtype=torch.long, device=idx.device).scatter_add_(1, idx, torch.ones_like(idx))
+        start = counts.cumsum(1) - counts
         rank = torch.arange(n, device=idx.device) - torch.gather(start, 1, value)
         self.inv = torch.full((R, p, int(counts.max())), n, dtype=torch.long, device=idx.device)
         self.inv[torch.arange(R, device=idx.device)[:, None], value, rank] = order
         self.idx = idx
+
+
+def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x [run, p, ...] at idx [run, n] -> [run, n, ...]."""
+    return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
 
 
 class _Take(torch.autograd.Function):
@@ -86,7 +91,7 @@ class _Take(torch.autograd.Function):
 
     @staticmethod
     def forward(x, idx, inv):
-        return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
+        return _gather_rows(x, idx)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -109,7 +114,7 @@ def take(x: torch.Tensor, idx) -> torch.Tensor:
     idx: a RowIndex (training rows: deterministic gradient) or a plain [run, n] tensor (no gradient needed)."""
     if isinstance(idx, RowIndex):
         return _Take.apply(x, idx.idx, idx.inv)
-    return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
+    return _gather_rows(x, idx)
 
 
 def rows_or_all_pairs(i, j, p: int, R: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,10 +155,10 @@ def linear(x: torch.Tensor, W: torch.Tensor, add: torch.Tensor | None = None) ->
     Ws = W if S == 1 else W[:, None].expand(R, S, d_in, d_out).reshape(R * S, d_in, d_out)
     if add is None:
         out = torch.bmm(xs, Ws)
+    elif add.dim() == 2:                                                    # a bias: one row per chunk
+        out = torch.baddbmm(add[:, None].repeat_interleave(S, 0), xs, Ws)
     else:
-        add = add.reshape(R, 1 if add.dim() == 2 else n, d_out)
-        add = add.reshape(R * S, n // S, d_out) if add.shape[1] == n else add.repeat_interleave(S, 0)
-        out = torch.baddbmm(add, xs, Ws)
+        out = torch.baddbmm(add.reshape(R * S, n // S, d_out), xs, Ws)
     return out.view(R, *grid, d_out)
 
 

@@ -88,13 +88,15 @@ class Transformer:
             return {"W_E": onehot_embedding(self.cfg).expand(R, -1, -1)}
         return {}
 
+    def _mlp(self, w, l, x):
+        """x plus layer l's MLP output, row by row: [run, rows, d_model]."""
+        h = self.act(linear(x, w[f"{l}.W_in"], w[f"{l}.b_in"]))
+        return linear(h, w[f"{l}.W_out"], x + w[f"{l}.b_out"][:, None])
+
     def _mlp_block(self, w, l, xs: list) -> list:
         """Each state plus its MLP output; states of one form share the products."""
-        def block(x, form):
-            h = self.act(linear(x, w[f"{l}.W_in"], w[f"{l}.b_in"]))
-            return linear(h, w[f"{l}.W_out"], x + w[f"{l}.b_out"][:, None])
         forms = [f for f, _ in xs]
-        return list(zip(forms, _grouped(block, [x for _, x in xs], forms)))
+        return list(zip(forms, _grouped(lambda x, form: self._mlp(w, l, x), [x for _, x in xs], forms)))
 
     def _attend(self, w, l, xs, queries, i, j):
         """Causal attention output (after W_O) for each query position, in the form of its result.
@@ -155,10 +157,7 @@ class Transformer:
 
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
         """Last MLP and unembedding on rows of trunk features: [run, n, d_model] -> logits [run, n, p]."""
-        l = self.cfg.n_layers - 1
-        h = self.act(linear(feats, w[f"{l}.W_in"], w[f"{l}.b_in"]))
-        x = linear(h, w[f"{l}.W_out"], feats + w[f"{l}.b_out"][:, None])    # residual + MLP output
-        return linear(x, w["W_U"])
+        return linear(self._mlp(w, self.cfg.n_layers - 1, feats), w["W_U"])
 
     def extra_measures(self, w: dict) -> dict[str, torch.Tensor]:
         return {}
