@@ -5,6 +5,7 @@ Usage (from the repository root):
     python bench/speed.py --device cpu --threads 2 --only cpu                   # the CPU figure
     python bench/speed.py --only programme --programme-compile                  # the programme as the runner trains it
     python bench/speed.py --only repeat,determinism                             # same device, same numbers? at what cost?
+    python bench/speed.py --only chunking                                       # row-chunked products vs one bmm
 
 --ref is a checkout of the released code (github.com/Qihuai27/Grokking-Insight); it is imported
 and driven through its own Trainer.do_a_training_step, unmodified; only its Config is built with
@@ -349,7 +350,8 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
     The configs are trained with record_dense = warm-up + timed steps and record_every = n_steps,
     so the first steps are recorded (train rows with grad, test rows without, metrics) and the
     following ones are train-only; only recording differs, the step's arithmetic is the run's own.
-    Each kind is warmed up (on CUDA: its graph captured) before it is timed."""
+    Each kind is warmed up (on CUDA: its graph captured) before it is timed. "mixed" weighs the two
+    by the share of steps the runs themselves record."""
     warm = 3
     dense = warm + repeats * n_steps
     total = dense + 1 + repeats * n_steps + 1            # + the train-only warm-up step, + the (recorded) last step
@@ -369,9 +371,11 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
     sync(dev)
     warm_s += time.perf_counter() - t0
     train = time_steps(tr.train_step, dev, n_steps, repeats)
-    R = len(configs)
+    R, frac = len(configs), recorded_fraction(configs[0])
+    mixed = frac * rec + (1 - frac) * train
     out = {"runs": R, "ms_per_step_recorded": rec * 1e3, "ms_per_step_train_only": train * 1e3,
-           "ms_per_run_step_recorded": rec * 1e3 / R, "ms_per_run_step_train_only": train * 1e3 / R,
+           "ms_per_step_mixed": mixed * 1e3, "ms_per_run_step_recorded": rec * 1e3 / R,
+           "ms_per_run_step_train_only": train * 1e3 / R, "ms_per_run_step_mixed": mixed * 1e3 / R,
            "warmup_s": round(warm_s, 2)}                  # setup, compilation and graph capture of both kinds
     if base is not None:
         out["mem_per_run_MB"] = (torch.cuda.max_memory_allocated() - base) / R / 2 ** 20
@@ -395,8 +399,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
         frac = recorded_fraction(cfg)
         r = time_recorded_and_train_only([c.replace(precision=precision) for c in b], dev, n_steps=2 if quick else 10,
                                          repeats=1 if quick else 3, compile=compile)
-        ms_step = frac * r["ms_per_step_recorded"] + (1 - frac) * r["ms_per_step_train_only"]
-        secs = cfg.n_steps * ms_step / 1e3
+        secs = cfg.n_steps * r["ms_per_step_mixed"] / 1e3
         total += secs
         setup += r["warmup_s"]
         fracs = sorted({c.frac_train for c in b})
@@ -405,7 +408,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
                "runs": R, "n_steps": cfg.n_steps, "recorded_fraction": frac,
                "ms_per_run_step_recorded": r["ms_per_run_step_recorded"],
                "ms_per_run_step_train_only": r["ms_per_run_step_train_only"],
-               "ms_per_run_step_mixed": ms_step / R,
+               "ms_per_run_step_mixed": r["ms_per_run_step_mixed"],
                "mem_per_run_MB": r.get("mem_per_run_MB"),
                "mem_estimate_per_run_MB": estimate_bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
                "minutes": secs / 60, "setup_s": r["warmup_s"], "chapters": sorted({chapter[c.key()] for c in b})}
@@ -421,6 +424,31 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     return out
 
 
+CHUNK_SHAPES = [(8, 43136, 128, 512), (8, 43136, 512, 128), (8, 43136, 128, 379), (8, 4736, 128, 512),
+                (8, 4736, 128, 384), (8, 4736, 128, 128), (8, 4736, 128, 97), (16, 3776, 256, 1024), (16, 3776, 128, 97)]
+
+
+def chunking_check(dev, quick: bool = False) -> list[dict]:
+    """grok_core.models.linear (rows cut into chunks for few runs) against one plain bmm, forward and
+    backward (gradients of x and W), on the product shapes of the programme's small batches
+    (runs, padded train rows, d_in, d_out)."""
+    from grok_core.models import linear, row_chunks
+    rows = []
+    for R, n, d_in, d_out in (CHUNK_SHAPES[-2:] if quick else CHUNK_SHAPES):
+        if quick:
+            n = 1024
+        g = torch.Generator(device=dev).manual_seed(0)
+        x = torch.randn(R, n, d_in, device=dev, generator=g, requires_grad=True)
+        W = torch.randn(R, d_in, d_out, device=dev, generator=g, requires_grad=True)
+        gy = torch.randn(R, n, d_out, device=dev, generator=g)
+        row = {"runs": R, "rows": n, "d_in": d_in, "d_out": d_out, "chunks": row_chunks(R, n)}
+        for name, f in (("plain", lambda: torch.bmm(x, W)), ("chunked", lambda: linear(x, W))):
+            row[f"{name}_ms"] = time_steps(lambda: torch.autograd.grad(f(), (x, W), gy), dev, 2 if quick else 20) * 1e3
+        row["speedup"] = row["plain_ms"] / row["chunked_ms"]
+        rows.append(row)
+    return rows
+
+
 def determinism_cost(dev, max_batch: int = 128, quick: bool = False) -> list[dict]:
     """What torch's deterministic mode costs, compiled as the runner trains: the programme's two most
     expensive batches and its largest, each timed with the mode on (the Trainer's default) and off."""
@@ -431,10 +459,9 @@ def determinism_cost(dev, max_batch: int = 128, quick: bool = False) -> list[dic
         b = batches[k]
         row = {"shape": f"p={b[0].p} L={b[0].n_layers} D={b[0].d_model}", "runs": len(b)}
         for det in (True, False):
-            r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3,
-                                             compile=True, deterministic=det)
-            frac = recorded_fraction(b[0])
-            row["on" if det else "off"] = (frac * r["ms_per_run_step_recorded"] + (1 - frac) * r["ms_per_run_step_train_only"])
+            row["on" if det else "off"] = time_recorded_and_train_only(
+                b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3, compile=True, deterministic=det
+            )["ms_per_run_step_mixed"]
         row["ratio"] = row["on"] / row["off"]
         rows.append(row)
     return rows
@@ -463,7 +490,7 @@ def main():
                     help="checkout of the released code (not part of this repository)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,repeat,determinism,programme,profile,cpu")
+    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,repeat,chunking,determinism,programme,profile,cpu")
     ap.add_argument("--runs", default="1,8,64,256")
     ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32; the programme from the "
                     "quick profiles, three batches (numbers not comparable)")
@@ -481,7 +508,7 @@ def main():
     set_strict_fp32()
     dev = torch.device(args.device)
     parts = set(args.only.split(",")) if args.only != "all" else {"ref", "ours", "batched", "variants", "ideas",
-                                                                    "compile", "check", "tf32", "repeat", "determinism", "programme", "profile"}
+                                                                    "compile", "check", "tf32", "repeat", "chunking", "determinism", "programme", "profile"}
     cuda = dev.type == "cuda"
     name = torch.cuda.get_device_name(dev) if cuda else f"cpu {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     res = {"device": name, "torch": torch.__version__, "python": platform.python_version(), "precision": "fp32 (TF32 off)",
@@ -636,6 +663,15 @@ def main():
                     f"{d['first_differing_step']}; largest differences: "
                     + ", ".join(f"{m} {v:.1e}" for m, v in d["max_abs_diff"].items())
                     + f"; steps to test acc 0.95, first vs second: {d['test95_step'][0]} / {d['test95_step'][1]}")
+        dump()
+    if "chunking" in parts:
+        with guard("chunking"):
+            say("models.linear with rows cut into chunks vs one bmm, forward + backward (x and W gradients), ms:")
+            res["chunking"] = chunking_check(dev, args.quick)
+            for row in res["chunking"]:
+                say(f"  {row['runs']:3d} runs x {row['rows']:6d} rows, {row['d_in']:4d} -> {row['d_out']:4d}, "
+                    f"{row['chunks']:2d} chunks: plain {row['plain_ms']:.3f} / chunked {row['chunked_ms']:.3f} = "
+                    f"{row['speedup']:.2f}x")
         dump()
     if "determinism" in parts and (cuda or args.quick):
         with guard("determinism"):
