@@ -428,10 +428,27 @@ CHUNK_SHAPES = [(8, 43136, 128, 512), (8, 43136, 512, 128), (8, 43136, 128, 379)
                 (8, 4736, 128, 384), (8, 4736, 128, 128), (8, 4736, 128, 97), (16, 3776, 256, 1024), (16, 3776, 128, 97)]
 
 
+def graphed(fn, dev):
+    """fn captured as a CUDA graph and returned as its replay (on CUDA), as the Trainer runs its step:
+    the timing is then the GPU's, not the launch overhead of many small eager calls."""
+    if torch.device(dev).type != "cuda":
+        return fn
+    side = torch.cuda.Stream(dev)
+    side.wait_stream(torch.cuda.current_stream(dev))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(dev).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
 def chunking_check(dev, quick: bool = False) -> list[dict]:
     """grok_core.models.linear (rows cut into chunks for few runs) against one plain bmm, forward and
-    backward (gradients of x and W), on the product shapes of the programme's small batches
-    (runs, padded train rows, d_in, d_out)."""
+    backward (gradients of x and W) as one CUDA graph each, on the product shapes of the programme's
+    small batches (runs, padded train rows, d_in, d_out)."""
     from grok_core.models import linear, row_chunks
     rows = []
     for R, n, d_in, d_out in (CHUNK_SHAPES[-2:] if quick else CHUNK_SHAPES):
@@ -443,7 +460,8 @@ def chunking_check(dev, quick: bool = False) -> list[dict]:
         gy = torch.randn(R, n, d_out, device=dev, generator=g)
         row = {"runs": R, "rows": n, "d_in": d_in, "d_out": d_out, "chunks": row_chunks(R, n)}
         for name, f in (("plain", lambda: torch.bmm(x, W)), ("chunked", lambda: linear(x, W))):
-            row[f"{name}_ms"] = time_steps(lambda: torch.autograd.grad(f(), (x, W), gy), dev, 2 if quick else 20) * 1e3
+            step = graphed(lambda: torch.autograd.grad(f(), (x, W), gy), dev)
+            row[f"{name}_ms"] = time_steps(step, dev, 2 if quick else 20) * 1e3
         row["speedup"] = row["plain_ms"] / row["chunked_ms"]
         rows.append(row)
     return rows
@@ -666,7 +684,8 @@ def main():
         dump()
     if "chunking" in parts:
         with guard("chunking"):
-            say("models.linear with rows cut into chunks vs one bmm, forward + backward (x and W gradients), ms:")
+            say("models.linear with rows cut into chunks vs one bmm, forward + backward (x and W gradients), "
+                f"{'CUDA graphs' if cuda else 'eager'}, ms:")
             res["chunking"] = chunking_check(dev, args.quick)
             for row in res["chunking"]:
                 say(f"  {row['runs']:3d} runs x {row['rows']:6d} rows, {row['d_in']:4d} -> {row['d_out']:4d}, "
