@@ -144,8 +144,9 @@ def linear(x: torch.Tensor, W: torch.Tensor, add: torch.Tensor | None = None) ->
     One batched product over runs. With few runs, each run's rows are cut into chunks and every
     chunk is its own batch entry with a copy of its run's W; the weight gradient then comes out as
     many short products summed over chunks. For a handful of long products cuBLAS picks small-tile
-    kernels that walk the whole row sum serially: 3-5x slower for d_out <= 384 at 8 runs on an H100
-    (measured; bench/results/README.md). Cutting changes only the order of the gradient's sum.
+    kernels that walk the whole row sum serially; chunked, forward and backward together run 1.1-1.9x
+    faster at 8 runs on an H100 (`bench/speed.py --only chunking`). Cutting changes only the order of
+    the gradient's sum.
     """
     R, *grid, d_in = x.shape
     d_out = W.shape[-1]
