@@ -3,9 +3,10 @@
 Usage (from the repository root):
     python bench/speed.py --ref .ref/Grokking-Insight --out bench/results      # on a CUDA machine
     python bench/speed.py --device cpu --threads 2 --only cpu                   # the CPU figure
-    python bench/speed.py --only programme --programme-compile                  # the programme as the runner trains it
+    python bench/speed.py --only programme --programme-compile --programme-ahead  # the programme as the runner trains it
     python bench/speed.py --only repeat,determinism                             # same device, same numbers? at what cost?
     python bench/speed.py --only chunking                                       # row-chunked products vs one bmm
+    python bench/speed.py --only takeback                                       # one-hot vs inverse-table gradient sums
 
 --ref is a checkout of the released code (github.com/Qihuai27/Grokking-Insight); it is imported
 and driven through its own Trainer.do_a_training_step, unmodified; only its Config is built with
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grok_core.config import PRECISIONS, RunConfig                         # noqa: E402
+from grok_core.models import ONEHOT_MAX_P                                  # noqa: E402
 from grok_core.programme import PAPER_RECORD                               # noqa: E402
 from grok_core.splits import split_sizes                                   # noqa: E402
 from grok_core.train import Trainer, estimate_bytes_per_run, recorded_steps, set_strict_fp32   # noqa: E402
@@ -384,24 +386,38 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
 
 
 def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None,
-                       compile: bool = False, precision: str = "fp32") -> dict:
+                       compile: bool = False, precision: str = "fp32", ahead: bool = False) -> dict:
     """Time every batch of the programme on recorded and on train-only steps and weigh the two by
     the share of recorded steps: minutes per batch and in all.
 
     rate: the fp32 FLOP/s ceiling, for the thinned-programme bound (None: no bound).
-    precision: every run's RunConfig.precision for the timing (the book's runs are fp32)."""
+    precision: every run's RunConfig.precision for the timing (the book's runs are fp32).
+    ahead (with compile): as grok_core.runner.precompiled trains, a helper process compiles the next
+    batch while this one is timed (so the timing includes its interference); the next batch's setup is then
+    timed here. A helper that takes longer than the batch before it would train adds the difference to setup."""
+    from grok_core import precompile
     batches, chapter = programme_batches(max_batch, dev, quick)
     if quick:
         batches = batches[-3:]                            # plan puts the most expensive batches first
+    batches = [[c.replace(precision=precision) for c in b] for b in batches]
     rows, total, total_bound, setup = [], 0.0, 0.0, 0.0
-    for b in batches:                                     # every batch: its runs are padded to its own largest split
+    late = 0.0                                            # seconds the helper of this batch ran past the last batch
+    for k, b in enumerate(batches):                       # every batch: its runs are padded to its own largest split
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
-        r = time_recorded_and_train_only([c.replace(precision=precision) for c in b], dev, n_steps=2 if quick else 10,
-                                         repeats=1 if quick else 3, compile=compile)
+        helper = None
+        if ahead and k + 1 < len(batches):
+            t_helper, helper = time.perf_counter(), precompile.start(batches[k + 1], dev)
+        r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3, compile=compile)
         secs = cfg.n_steps * r["ms_per_step_mixed"] / 1e3
         total += secs
-        setup += r["warmup_s"]
+        setup += r["warmup_s"] + late
+        helper_s = None
+        if helper is not None:
+            if helper.wait() != 0:
+                raise RuntimeError(f"the compile helper for batch {k + 1} failed")
+            helper_s = time.perf_counter() - t_helper     # an upper bound: it is awaited after this batch's timing
+            late = max(0.0, helper_s - secs)
         fracs = sorted({c.frac_train for c in b})
         row = {"shape": f"{cfg.model} p={cfg.p} L={cfg.n_layers} D={cfg.d_model} M={cfg.d_mlp}",
                "frac_train": f"{fracs[0]}" + (f"-{fracs[-1]}" if len(fracs) > 1 else ""),
@@ -411,14 +427,15 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
                "ms_per_run_step_mixed": r["ms_per_run_step_mixed"],
                "mem_per_run_MB": r.get("mem_per_run_MB"),
                "mem_estimate_per_run_MB": estimate_bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
-               "minutes": secs / 60, "setup_s": r["warmup_s"], "chapters": sorted({chapter[c.key()] for c in b})}
+               "minutes": secs / 60, "setup_s": r["warmup_s"], "next_compiled_ahead_s": helper_s,
+               "chapters": sorted({chapter[c.key()] for c in b})}
         if rate:
             bound = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for c in b) / rate
             row["bound_minutes"] = bound / 60
             total_bound += bound
         rows.append(row)
     out = {"rows": rows, "total_minutes": total / 60, "setup_minutes": setup / 60, "n_runs": sum(r["runs"] for r in rows),
-           "max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision}
+           "max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision, "compiled_ahead": ahead}
     if rate:
         out["bound_total_minutes"] = total_bound / 60
     return out
@@ -467,6 +484,32 @@ def chunking_check(dev, quick: bool = False) -> list[dict]:
     return rows
 
 
+def take_backward_check(dev, max_batch: int = 128, quick: bool = False) -> list[dict]:
+    """How a RowIndex sums the gradient of its table (grok_core.models.ONEHOT_MAX_P): a product with the
+    one-hot matrix or a gather through the inverse table, compiled as the runner trains, on the programme's
+    largest batch, its cheapest batch of a deeper model and its batch at p = 211 (mixed ms per run-step)."""
+    import grok_core.models as models
+    batches, _ = programme_batches(max_batch, dev, quick)
+    picked = [max(range(len(batches)), key=lambda k: len(batches[k]))]
+    picked += [k for k in range(len(batches) - 1, -1, -1) if batches[k][0].n_layers > 1][:1]
+    picked += [k for k in range(len(batches)) if batches[k][0].p == 211][:1]
+    rows, default = [], models.ONEHOT_MAX_P
+    try:
+        for k in dict.fromkeys(picked):
+            b = batches[k]
+            row = {"shape": f"p={b[0].p} L={b[0].n_layers} D={b[0].d_model}", "runs": len(b),
+                   "default": "onehot" if b[0].p <= default else "inverse"}
+            for how, limit in (("onehot", 10 ** 9), ("inverse", 0)):
+                models.ONEHOT_MAX_P = limit
+                row[how] = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3,
+                                                        compile=True)["ms_per_run_step_mixed"]
+            row["inverse_over_onehot"] = row["inverse"] / row["onehot"]
+            rows.append(row)
+    finally:
+        models.ONEHOT_MAX_P = default
+    return rows
+
+
 def determinism_cost(dev, max_batch: int = 128, quick: bool = False) -> list[dict]:
     """What torch's deterministic mode costs, compiled as the runner trains: the programme's two most
     expensive batches and its largest, each timed with the mode on (the Trainer's default) and off."""
@@ -508,13 +551,15 @@ def main():
                     help="checkout of the released code (not part of this repository)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,repeat,chunking,determinism,programme,profile,cpu")
+    ap.add_argument("--only", default="all", help="comma list of: ref,ours,batched,variants,ideas,compile,check,tf32,repeat,chunking,takeback,determinism,programme,profile,cpu")
     ap.add_argument("--runs", default="1,8,64,256")
     ap.add_argument("--quick", action="store_true", help="smoke test: p=23, d_model 32; the programme from the "
                     "quick profiles, three batches (numbers not comparable)")
     ap.add_argument("--max-batch", type=int, default=128, help="most runs in one batch for the programme estimate")
     ap.add_argument("--programme-compile", action="store_true", help="time the programme's batches with torch.compile, "
                     "as the programme runner trains them (about 40 s of compilation per batch on an H100)")
+    ap.add_argument("--programme-ahead", action="store_true", help="with --programme-compile: each batch compiled "
+                    "ahead in a helper process while the one before it is timed, as the programme runner does")
     ap.add_argument("--programme-precision", choices=PRECISIONS, default="fp32",
                     help="RunConfig.precision of the programme's runs for its estimate (tf32 needs CUDA)")
     args = ap.parse_args()
@@ -526,7 +571,7 @@ def main():
     set_strict_fp32()
     dev = torch.device(args.device)
     parts = set(args.only.split(",")) if args.only != "all" else {"ref", "ours", "batched", "variants", "ideas",
-                                                                    "compile", "check", "tf32", "repeat", "chunking", "determinism", "programme", "profile"}
+                                                                    "compile", "check", "tf32", "repeat", "chunking", "takeback", "determinism", "programme", "profile"}
     cuda = dev.type == "cuda"
     name = torch.cuda.get_device_name(dev) if cuda else f"cpu {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     res = {"device": name, "torch": torch.__version__, "python": platform.python_version(), "precision": "fp32 (TF32 off)",
@@ -692,6 +737,15 @@ def main():
                     f"{row['chunks']:2d} chunks: plain {row['plain_ms']:.3f} / chunked {row['chunked_ms']:.3f} = "
                     f"{row['speedup']:.2f}x")
         dump()
+    if "takeback" in parts and (cuda or args.quick):
+        with guard("takeback"):
+            say("a RowIndex's table gradient by one-hot product vs inverse-table gather, compiled; ms per run-step, "
+                f"mixed as in the programme (one-hot up to p = {ONEHOT_MAX_P}):")
+            res["take_backward"] = take_backward_check(dev, args.max_batch, args.quick)
+            for row in res["take_backward"]:
+                say(f"  {row['shape']:<18} batch of {row['runs']:3d}: one-hot {row['onehot']:.4f} / inverse "
+                    f"{row['inverse']:.4f} = {row['inverse_over_onehot']:.2f}x (default: {row['default']})")
+        dump()
     if "determinism" in parts and (cuda or args.quick):
         with guard("determinism"):
             say("torch's deterministic mode (the Trainer's default), compiled, on vs off; ms per run-step, mixed as in the programme:")
@@ -708,7 +762,8 @@ def main():
                 f"precision {args.programme_precision}), "
                 "mixed by the share of recorded steps:")
             est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"),
-                                     compile=args.programme_compile, precision=args.programme_precision)
+                                     compile=args.programme_compile, precision=args.programme_precision,
+                                     ahead=args.programme_ahead and args.programme_compile)
             res["programme"] = est
             for row in est["rows"]:
                 say(f"  {row['shape']:<34} frac {row['frac_train']:<8} batch of {row['runs']:3d}: ms/run-step "
@@ -717,6 +772,8 @@ def main():
                     f"{fmt(row['mem_per_run_MB'], 0)} MB/run (est. {fmt(row['mem_estimate_per_run_MB'], 0)}) "
                     f"-> {row['minutes']:.1f} min" + (f" (bound {row['bound_minutes']:.1f})" if "bound_minutes" in row else "")
                     + f", setup {row['setup_s']:.0f} s"
+                    + (f", next batch compiled ahead in {row['next_compiled_ahead_s']:.0f} s"
+                       if row["next_compiled_ahead_s"] is not None else "")
                     + f"  [{', '.join(row['chapters'])}]")
             say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes of training"
                 + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})" if "bound_total_minutes" in est else "")

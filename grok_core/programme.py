@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .config import RunConfig
-from .runner import batch_cost, plan, train_batch
+from .runner import batch_cost, plan, precompiled, train_batch
 from .notebook import as_float_list, as_int_list, require, resolve
 
 PAPER_RECORD = dict(record_dense=2000, record_every=20)
@@ -245,7 +245,8 @@ def manifest_text(store) -> str:
 def claimed(batches: list[list[RunConfig]], claims: Path):
     """Yield the batches this process claims: a batch is claimed by creating its file in `claims`
     (atomic), so processes sharing the folder never train the same batch; the claim is taken just
-    before the batch is trained, so a process that is free early takes more."""
+    before the batch is trained (with --compile, when the batch before it starts, so that it can compile
+    meanwhile), so a process that is free early takes more."""
     claims.mkdir(parents=True, exist_ok=True)
     for b in batches:
         name = hashlib.sha256(" ".join(sorted(c.key() for c in b)).encode()).hexdigest()[:16]
@@ -301,7 +302,7 @@ def main(argv=None):
         return 0
     if args.claims:
         batches = claimed(batches, Path(args.claims))                  # plan's order: most expensive first
-    for b in batches:
+    for b in precompiled(batches, device, args.compile):
         t0 = time.time()
         try:
             train_batch(b, store, device, ckpt_every=2000, progress=False, compile=args.compile)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 import platform
 import time
+from collections.abc import Iterable, Iterator
 
 import torch
 
+from . import precompile
 from .config import RunConfig
 from .splits import make_split, split_sizes
 from .store import Run, RunStore, code_commit
@@ -130,6 +132,28 @@ def plan(configs: list[RunConfig], max_batch: int, device) -> list[list[RunConfi
     return sorted(batches, key=lambda b: -batch_cost(b))
 
 
+def precompiled(batches: Iterable[list[RunConfig]], device, compile: bool) -> Iterator[list[RunConfig]]:
+    """The batches, in order. With compile on a CUDA device, while the caller trains one batch a helper
+    process (grok_core.precompile) compiles the next into torch's on-disk caches, so that compiling it
+    here is mostly loading; the helper is awaited before the next batch is handed out. (Pulling the next
+    batch early matters for a claiming iterator: it is claimed when the current one starts.)"""
+    ahead = compile and torch.device(device).type == "cuda"
+    batches = iter(batches)
+    batch = next(batches, None)
+    while batch is not None:
+        following = next(batches, None)
+        helper = precompile.start(following, device) if ahead and following is not None else None
+        try:
+            yield batch
+        except BaseException:
+            if helper is not None:
+                helper.kill()
+            raise
+        if helper is not None:
+            helper.wait()
+        batch = following
+
+
 def load_or_train(configs: list[RunConfig], store: RunStore | None = None, device=None, max_batch: int = 64,
                   ckpt_every: int = 1000, progress: bool | None = None, train: bool = True,
                   compile: bool = False, save_weights: bool = False) -> list[Run]:
@@ -145,7 +169,7 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
     if missing and not train:
         raise LookupError(f"{len(missing)} run(s) are not in the store at {store.root}, e.g. {missing[0]}")
     device = torch.device(device) if device is not None else default_device()
-    for batch in plan(missing, max_batch, device):
+    for batch in precompiled(plan(missing, max_batch, device), device, compile):
         for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
                                save_weights=save_weights):
             found[run.key] = run

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .config import RunConfig
 from .measures import med, med_reference, weight_norm
-from .models import ROW_ALIGN, RowIndex, build_model
+from .models import ONEHOT_MAX_P, ROW_ALIGN, RowIndex, build_model
 from .splits import make_split
 from .store import atomic_file
 from .tasks import labels as task_labels
@@ -69,7 +69,7 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
     Parameters with gradient, Adam moments and AdamW temporaries (8 P), the history, and per
     pair of the p x p table: the trunk's grid tensors kept for backward (about 8 d_model floats,
     24 more per extra layer), one more for a RowIndex gradient's table, the hidden layer and two
-    p-wide logit tensors of the head.
+    p-wide logit tensors of the head; for p <= ONEHOT_MAX_P the RowIndexes' one-hot matrices.
     Calibrated on an H100 (bench/speed.py prints measured and estimated MB per run side by side):
     1.3-1.9x the measured peak per run in the programme's batches (8-128 runs, 1-4 layers,
     p = 97..379) and for 64 runs of the MLP; below it at p = 47 (0.8x) and for a run alone (0.5-0.9x),
@@ -84,6 +84,8 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
         per_pair = 5 * M + 2 * p
     else:
         per_pair = D * (9 + 24 * (cfg.n_layers - 1)) + M + 2 * p     # + D: a RowIndex backward's table
+    if p <= ONEHOT_MAX_P:
+        per_pair += 2 * p                                              # the two RowIndexes' one-hot matrices
     return int((fixed + N * per_pair) * 4)
 
 
@@ -247,7 +249,10 @@ class Trainer:
             sample_loss = torch.cat([per_sample.detach(), per_sample_loss(test_logits, self.test_labels, cfg.loss)], 1)
             correct = torch.cat([logits.detach().argmax(-1) == self.train_labels,
                                  test_logits.argmax(-1) == self.test_labels], 1).float()
-            LA = torch.bmm(torch.stack([sample_loss, correct], 1), self.row_parts) / self.part_div[:, None]  # [r, 2, 4]
+            # [r, 2, 4]: per part, sums of loss and correctness (a product here runs as a gemv that walks the
+            # rows serially: 4.4 ms per recorded step at p = 379 on an H100)
+            LA = (torch.stack([sample_loss, correct], -1)[..., None] * self.row_parts[..., None, :]).sum(1)
+            LA = LA / self.part_div[:, None]
             L, A = LA[:, 0], LA[:, 1]
             W_E = wd["W_E"]
             row = [L[:, 0], L[:, 1], A[:, 0], A[:, 1], A[:, 2], A[:, 3],
@@ -281,9 +286,31 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = self.cfg.precision == "tf32"
 
+    def prepare(self):
+        """Compile (and on CUDA capture) both kinds of step now instead of at the first step of each kind;
+        the training state is left as it was. For compiling a batch ahead of time (grok_core.precompile)."""
+        self._set_precision()
+        with deterministic_algorithms(self.deterministic):
+            for record in (True, False):
+                if self.use_graph:
+                    if record not in self._graphs:
+                        self._capture(record)
+                else:
+                    saved = self._saved_state()
+                    self._step_body(record)
+                    self._restore_state(saved)
+
+    def _saved_state(self) -> list[torch.Tensor]:
+        return [t.detach().clone() for t in (self.flat, self.m, self.v, self.step_t, self.history)]
+
+    def _restore_state(self, saved: list[torch.Tensor]):
+        with torch.no_grad():
+            for t, v in zip((self.flat, self.m, self.v, self.step_t, self.history), saved):
+                t.copy_(v)
+
     def _capture(self, record: bool):
         """Warm up on a side stream, capture one step, then put the state back as it was."""
-        saved = [t.detach().clone() for t in (self.flat, self.m, self.v, self.step_t, self.history)]
+        saved = self._saved_state()
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
@@ -296,9 +323,7 @@ class Trainer:
         pool = next(iter(self._graphs.values())).pool() if self._graphs else None
         with torch.cuda.graph(graph, pool=pool):
             self._step_body(record)
-        with torch.no_grad():
-            for t, v in zip((self.flat, self.m, self.v, self.step_t, self.history), saved):
-                t.copy_(v)
+        self._restore_state(saved)
         self._graphs[record] = graph
 
     def train_step(self):

@@ -74,17 +74,25 @@ def test_chunked_linear_equals_one_product_with_gradients(add):
         torch.testing.assert_close(a_grad, r_grad, rtol=1e-12, atol=1e-12)
 
 
-def test_take_by_row_index_has_the_gather_gradient():
-    """The inverse-table backward (no atomic adds) gives the gradient of a plain gather, exactly in
-    float64: values held by many rows, by one, by none."""
+@pytest.mark.parametrize("onehot", [False, True])
+@pytest.mark.parametrize("R,n", [(3, 40), (2, 512)])
+def test_take_by_row_index_has_the_gather_gradient(onehot, R, n):
+    """Both backwards without atomic adds (inverse table, one-hot product, whole or in row chunks) give the
+    gradient of a plain gather in float64: values held by many rows, by one, by none."""
     g = torch.Generator().manual_seed(2)
-    R, p, n = 3, 7, 40
+    p = 7
     idx = torch.randint(0, p - 1, (R, n), generator=g)                # value p - 1 is held by no row
     idx[1] = 2                                                         # one run: every row holds the same value
     x = torch.randn(R, p, 4, 5, generator=g, dtype=torch.double, requires_grad=True)
     gy = torch.randn(R, n, 4, 5, generator=g, dtype=torch.double)
-    ri = RowIndex(idx, p)
-    assert ri.inv.shape == (R, p, n)
+    ri = RowIndex(idx, p, onehot=onehot)
+    if onehot:
+        S = row_chunks(R, n)
+        assert S == (1 if n == 40 else 2)
+        assert ri.inv is None and ri.onehot.shape == (R * S, p, n // S)
+        assert torch.equal(ri.onehot.sum(1), torch.ones(R * S, n // S))
+    else:
+        assert ri.onehot is None and ri.inv.shape == (R, p, n)
     ref = torch.gather(x, 1, idx[..., None, None].expand(-1, -1, 4, 5))
     out = take(x, ri)
     assert torch.equal(out, ref) and torch.equal(take(x, idx), ref)
@@ -92,15 +100,16 @@ def test_take_by_row_index_has_the_gather_gradient():
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("onehot", [False, True])
 @pytest.mark.parametrize("kw", [dict(n_layers=2), dict(model="mlp", d_mlp=32)])
-def test_trunk_gradient_by_row_index_equals_plain_indices(kw):
+def test_trunk_gradient_by_row_index_equals_plain_indices(kw, onehot):
     cfg = RunConfig(p=11, d_model=16, n_heads=4, **kw)
     model = build_model(cfg)
     flat = torch.stack([model.init_params(cfg.replace(init_seed=s)) for s in range(2)]).double().requires_grad_()
     rows = torch.stack([torch.randperm(cfg.p ** 2, generator=torch.Generator().manual_seed(s))[:50] for s in range(2)])
     i, j = rows // cfg.p, rows % cfg.p
     grads = []
-    for a, b in ((i, j), (RowIndex(i, cfg.p), RowIndex(j, cfg.p))):
+    for a, b in ((i, j), (RowIndex(i, cfg.p, onehot), RowIndex(j, cfg.p, onehot))):
         w = model.layout.views(flat)
         grads.append(torch.autograd.grad(model.head(w, model.trunk(w, a, b)).square().sum(), flat)[0])
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-12)

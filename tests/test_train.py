@@ -176,3 +176,20 @@ def test_steps_run_deterministic_and_restore_the_mode():
     off._step_body = lambda record: (seen.append(torch.are_deterministic_algorithms_enabled()), body_off(record))
     off.train_step()
     assert seen == [True, False]
+
+
+def test_prepare_compiles_both_steps_and_leaves_training_unchanged():
+    """prepare() runs both kinds of step ahead (here compiled, on the CPU) and puts the state back: the
+    runs then train exactly as without it."""
+    from torch._dynamo.utils import counters
+    cfgs = [RunConfig(**SMALL, n_steps=6, record_dense=2, record_every=3, init_seed=s) for s in (0, 1)]
+    plain = Trainer(cfgs, "cpu", compile=True)
+    plain.run()
+    ready = Trainer(cfgs, "cpu", compile=True)
+    ready.prepare()
+    graphs = counters["stats"]["unique_graphs"]
+    assert ready.step == 0 and ready.n_recorded == 0
+    ready.run()
+    assert counters["stats"]["unique_graphs"] == graphs           # both kinds of step were compiled by prepare()
+    assert torch.equal(ready.flat, plain.flat)
+    torch.testing.assert_close(ready.history, plain.history, rtol=0, atol=0, equal_nan=True)   # NaN: no block

@@ -63,14 +63,45 @@ def activation(name: str):
     return torch.relu if name == "relu" else torch.nn.functional.gelu
 
 
-class RowIndex:
-    """One operand of each run's rows ([run, n] values < p) and its inverse: for each value, the rows
-    that hold it ([run, p, most rows per value], padded with n). `take` by a RowIndex is differentiable
-    without atomic adds, so training on a GPU is deterministic and stays fast (torch's own deterministic
-    scatter-add sorts on every step and tripled the step time on an H100)."""
+MIN_CHUNK_ROWS = 256      # rows in one chunk of a chunked product (below this the products get too short)
+ROW_ALIGN = 64            # the Trainer pads train rows to a multiple of this, so that chunking can apply
 
-    def __init__(self, idx: torch.Tensor, p: int):
+
+def row_chunks(R: int, n: int) -> int:
+    """Into how many chunks `linear` cuts the n rows of each of R runs: 64 // R (1 above 16 runs),
+    halved until the chunks divide n and hold at least MIN_CHUNK_ROWS rows."""
+    S = 64 // R if R <= 16 else 1
+    while S > 1 and (n % S or n // S < MIN_CHUNK_ROWS):
+        S //= 2
+    return S
+
+
+# Up to this p a RowIndex sums a gradient by a product with the rows' one-hot matrix; above it, through the
+# inverse table. The product's work grows with p and the table's does not (bench/speed.py --only takeback).
+ONEHOT_MAX_P = 128
+
+
+class RowIndex:
+    """One operand of each run's rows ([run, n] values < p) with what its gradient needs: `take` by a
+    RowIndex is differentiable without atomic adds, so training on a GPU is deterministic and stays fast
+    (torch's own deterministic scatter-add sorts on every step and tripled the step time on an H100).
+
+    The gradient of the table is, for each value, the sum over the rows that hold it. For p <= ONEHOT_MAX_P
+    it is one batched product with the one-hot matrix ([run, p, n], a 0/1 float, cut into row chunks like
+    a weight gradient in `linear`); above, a gather through
+    the inverse table (for each value, the rows that hold it: [run, p, most rows per value], padded with n)
+    and a sum. Both add in a fixed order."""
+
+    def __init__(self, idx: torch.Tensor, p: int, onehot: bool | None = None):
         R, n = idx.shape
+        self.idx = idx
+        self.onehot = self.inv = None
+        if p <= ONEHOT_MAX_P if onehot is None else onehot:
+            # cut into row chunks as `linear` cuts a weight gradient's rows: [run * chunks, p, n / chunks]
+            S = row_chunks(R, n)
+            chunked = idx.view(R * S, 1, n // S)
+            self.onehot = (chunked == torch.arange(p, device=idx.device)[None, :, None]).float()
+            return
         order = torch.argsort(idx, dim=1, stable=True)                    # rows grouped by value
         value = torch.gather(idx, 1, order)
         counts = torch.zeros(R, p, dtype=torch.long, device=idx.device).scatter_add_(1, idx, torch.ones_like(idx))
@@ -78,7 +109,6 @@ class RowIndex:
         rank = torch.arange(n, device=idx.device) - torch.gather(start, 1, value)
         self.inv = torch.full((R, p, int(counts.max())), n, dtype=torch.long, device=idx.device)
         self.inv[torch.arange(R, device=idx.device)[:, None], value, rank] = order
-        self.idx = idx
 
 
 def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -86,7 +116,27 @@ def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
 
 
-class _Take(torch.autograd.Function):
+class _TakeOneHot(torch.autograd.Function):
+    """x[r, idx[r, k]] with the gradient summed over each value's rows as onehot @ grad."""
+
+    @staticmethod
+    def forward(x, idx, onehot):
+        return _gather_rows(x, idx)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[2])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (onehot,) = ctx.saved_tensors
+        RS, p, m = onehot.shape
+        R = grad.shape[0]
+        part = torch.bmm(onehot.to(grad.dtype), grad.reshape(RS, m, -1))                  # [run * chunks, p, rest]
+        return part.view(R, RS // R, p, *grad.shape[2:]).sum(1), None, None
+
+
+class _TakeInverse(torch.autograd.Function):
     """x[r, idx[r, k]] with the gradient summed over each value's rows through the inverse table."""
 
     @staticmethod
@@ -113,7 +163,9 @@ def take(x: torch.Tensor, idx) -> torch.Tensor:
     """Rows of the per-value table x [run, p, ...] for each run's rows: [run, n, ...].
     idx: a RowIndex (training rows: deterministic gradient) or a plain [run, n] tensor (no gradient needed)."""
     if isinstance(idx, RowIndex):
-        return _Take.apply(x, idx.idx, idx.inv)
+        if idx.onehot is not None:
+            return _TakeOneHot.apply(x, idx.idx, idx.onehot)
+        return _TakeInverse.apply(x, idx.idx, idx.inv)
     return _gather_rows(x, idx)
 
 
@@ -123,19 +175,6 @@ def rows_or_all_pairs(i, j, p: int, R: int, device) -> tuple[torch.Tensor, torch
         return i, j
     grid = torch.arange(p * p, device=device).expand(R, -1)
     return grid // p, grid % p
-
-
-MIN_CHUNK_ROWS = 256      # rows in one chunk of a chunked product (below this the products get too short)
-ROW_ALIGN = 64            # the Trainer pads train rows to a multiple of this, so that chunking can apply
-
-
-def row_chunks(R: int, n: int) -> int:
-    """Into how many chunks `linear` cuts the n rows of each of R runs: 64 // R (1 above 16 runs),
-    halved until the chunks divide n and hold at least MIN_CHUNK_ROWS rows."""
-    S = 64 // R if R <= 16 else 1
-    while S > 1 and (n % S or n // S < MIN_CHUNK_ROWS):
-        S //= 2
-    return S
 
 
 def linear(x: torch.Tensor, W: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,13 +193,12 @@ def linear(x: torch.Tensor, W: torch.Tensor, add: torch.Tensor | None = None) ->
     S = row_chunks(R, n)
     xs = x.reshape(R * S, n // S, d_in)
     Ws = W if S == 1 else W[:, None].expand(R, S, d_in, d_out).reshape(R * S, d_in, d_out)
+    out = torch.bmm(xs, Ws).view(R, *grid, d_out)
     if add is None:
-        out = torch.bmm(xs, Ws)
-    elif add.dim() == 2:                                                    # a bias: one row per chunk
-        out = torch.baddbmm(add[:, None].repeat_interleave(S, 0), xs, Ws)
-    else:
-        out = torch.baddbmm(add.reshape(R * S, n // S, d_out), xs, Ws)
-    return out.view(R, *grid, d_out)
+        return out
+    # added after the product, not in it (baddbmm): compiled, the sum fuses into the next elementwise kernel,
+    # where baddbmm first copies its addend into the output (a broadcast bias into every row)
+    return out + (add.view(R, *([1] * len(grid)), d_out) if add.dim() == 2 else add)
 
 
 def build_model(cfg: RunConfig):
