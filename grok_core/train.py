@@ -71,8 +71,8 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
     24 more per extra layer), one more for a RowIndex gradient's table, the hidden layer and two
     p-wide logit tensors of the head; for p <= ONEHOT_MAX_P the RowIndexes' one-hot matrices.
     Calibrated on an H100 (bench/speed.py prints measured and estimated MB per run side by side):
-    1.3-1.9x the measured peak per run in the programme's batches (8-128 runs, 1-4 layers,
-    p = 97..379) and for 64 runs of the MLP; below it at p = 47 (0.8x) and for a run alone (0.5-0.9x),
+    1.5-2.6x the measured peak per run in the programme's batches (8-128 runs, 1-4 layers,
+    p = 97..379), 1.5x for 64 runs of the MLP, 1.2x at p = 47; below it for a run alone (0.5-0.7x),
     where fixed buffers dominate (bench/results/README.md).
     """
     from .models import build_model
