@@ -56,9 +56,11 @@ def test_trunk_on_chosen_rows_equals_the_full_table_at_those_rows(kw):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("add", [None, "bias", "full"])
-def test_chunked_linear_equals_one_product_with_gradients(add):
-    """With few runs `linear` cuts the rows into chunks; values and all gradients stay those of x @ W + add."""
+def test_chunked_linear_equals_one_product_with_gradients(add, compiled):
+    """With few runs `linear` cuts the rows into chunks; values and all gradients stay those of x @ W + add,
+    eager (the product adds) and compiled (the addition comes after it)."""
     g = torch.Generator().manual_seed(1)
     R, n, d_in, d_out = 2, 1024, 8, 5
     assert row_chunks(R, n) == 4 and row_chunks(R, n + 1) == 1 and row_chunks(32, n) == 1
@@ -66,7 +68,7 @@ def test_chunked_linear_equals_one_product_with_gradients(add):
     a = {None: None, "bias": torch.randn(R, d_out, generator=g, dtype=torch.double),
          "full": torch.randn(R, n, d_out, generator=g, dtype=torch.double)}[add]
     ins = [t.requires_grad_() for t in (x, W, a) if t is not None]
-    out = linear(x, W, a)
+    out = (torch.compile(linear, fullgraph=True) if compiled else linear)(x, W, a)
     ref = torch.bmm(x, W) + (0 if a is None else a if add == "full" else a[:, None])
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     gy = torch.randn(R, n, d_out, generator=g, dtype=torch.double)

@@ -193,12 +193,15 @@ def linear(x: torch.Tensor, W: torch.Tensor, add: torch.Tensor | None = None) ->
     S = row_chunks(R, n)
     xs = x.reshape(R * S, n // S, d_in)
     Ws = W if S == 1 else W[:, None].expand(R, S, d_in, d_out).reshape(R * S, d_in, d_out)
-    out = torch.bmm(xs, Ws).view(R, *grid, d_out)
     if add is None:
-        return out
-    # added after the product, not in it (baddbmm): compiled, the sum fuses into the next elementwise kernel,
-    # where baddbmm first copies its addend into the output (a broadcast bias into every row)
-    return out + (add.view(R, *([1] * len(grid)), d_out) if add.dim() == 2 else add)
+        return torch.bmm(xs, Ws).view(R, *grid, d_out)
+    if torch.compiler.is_compiling():
+        # compiled, the addition comes after the product and fuses into the next elementwise kernel; baddbmm
+        # would first copy its addend into the output (for a bias, into every row): a full extra pass
+        return torch.bmm(xs, Ws).view(R, *grid, d_out) + (add.view(R, *([1] * len(grid)), d_out) if add.dim() == 2 else add)
+    # eager, the product adds it (one kernel fewer: 8-15 % of a CPU step at p = 97)
+    add = add[:, None].repeat_interleave(S, 0) if add.dim() == 2 else add.reshape(R * S, n // S, d_out)
+    return torch.baddbmm(add, xs, Ws).view(R, *grid, d_out)
 
 
 def build_model(cfg: RunConfig):
