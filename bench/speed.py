@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from grok_core.config import PRECISIONS, RunConfig                         # noqa: E402
 from grok_core.models import ONEHOT_MAX_P                                  # noqa: E402
 from grok_core.programme import PAPER_RECORD                               # noqa: E402
+from grok_core.runner import batch_label                                   # noqa: E402
 from grok_core.splits import split_sizes                                   # noqa: E402
 from grok_core.train import Trainer, estimate_bytes_per_run, recorded_steps, set_strict_fp32   # noqa: E402
 
@@ -418,10 +419,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
                 raise RuntimeError(f"the compile helper for batch {k + 1} failed")
             helper_s = time.perf_counter() - t_helper     # an upper bound: it is awaited after this batch's timing
             late = max(0.0, helper_s - secs)
-        fracs = sorted({c.frac_train for c in b})
-        row = {"shape": f"{cfg.model} p={cfg.p} L={cfg.n_layers} D={cfg.d_model} M={cfg.d_mlp}",
-               "frac_train": f"{fracs[0]}" + (f"-{fracs[-1]}" if len(fracs) > 1 else ""),
-               "runs": R, "n_steps": cfg.n_steps, "recorded_fraction": frac,
+        row = {"batch": batch_label(b), "runs": R, "n_steps": cfg.n_steps, "recorded_fraction": frac,
                "ms_per_run_step_recorded": r["ms_per_run_step_recorded"],
                "ms_per_run_step_train_only": r["ms_per_run_step_train_only"],
                "ms_per_run_step_mixed": r["ms_per_run_step_mixed"],
@@ -497,7 +495,7 @@ def take_backward_check(dev, max_batch: int = 128, quick: bool = False) -> list[
     try:
         for k in dict.fromkeys(picked):
             b = batches[k]
-            row = {"shape": f"p={b[0].p} L={b[0].n_layers} D={b[0].d_model}", "runs": len(b),
+            row = {"batch": batch_label(b), "runs": len(b),
                    "default": "onehot" if b[0].p <= default else "inverse"}
             for how, limit in (("onehot", 10 ** 9), ("inverse", 0)):
                 models.ONEHOT_MAX_P = limit
@@ -518,7 +516,7 @@ def determinism_cost(dev, max_batch: int = 128, quick: bool = False) -> list[dic
     rows = []
     for k in picked:
         b = batches[k]
-        row = {"shape": f"p={b[0].p} L={b[0].n_layers} D={b[0].d_model}", "runs": len(b)}
+        row = {"batch": batch_label(b), "runs": len(b)}
         for det in (True, False):
             row["on" if det else "off"] = time_recorded_and_train_only(
                 b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3, compile=True, deterministic=det
@@ -737,13 +735,13 @@ def main():
                     f"{row['chunks']:2d} chunks: plain {row['plain_ms']:.3f} / chunked {row['chunked_ms']:.3f} = "
                     f"{row['speedup']:.2f}x")
         dump()
-    if "takeback" in parts and (cuda or args.quick):
+    if "takeback" in parts and cuda:                      # a CPU always sums through the inverse table
         with guard("takeback"):
             say("a RowIndex's table gradient by one-hot product vs inverse-table gather, compiled; ms per run-step, "
                 f"mixed as in the programme (one-hot up to p = {ONEHOT_MAX_P}):")
             res["take_backward"] = take_backward_check(dev, args.max_batch, args.quick)
             for row in res["take_backward"]:
-                say(f"  {row['shape']:<18} batch of {row['runs']:3d}: one-hot {row['onehot']:.4f} / inverse "
+                say(f"  {row['batch']:<48} {row['runs']:3d} runs: one-hot {row['onehot']:.4f} / inverse "
                     f"{row['inverse']:.4f} = {row['inverse_over_onehot']:.2f}x (default: {row['default']})")
         dump()
     if "determinism" in parts and (cuda or args.quick):
@@ -751,7 +749,7 @@ def main():
             say("torch's deterministic mode (the Trainer's default), compiled, on vs off; ms per run-step, mixed as in the programme:")
             res["determinism_cost"] = determinism_cost(dev, args.max_batch, args.quick)
             for row in res["determinism_cost"]:
-                say(f"  {row['shape']:<18} batch of {row['runs']:3d}: on {row['on']:.4f} / off {row['off']:.4f} = {row['ratio']:.3f}x")
+                say(f"  {row['batch']:<48} {row['runs']:3d} runs: on {row['on']:.4f} / off {row['off']:.4f} = {row['ratio']:.3f}x")
         dump()
     if "programme" in parts and (cuda or args.quick):
         with guard("programme"):
@@ -766,7 +764,7 @@ def main():
                                      ahead=args.programme_ahead and args.programme_compile)
             res["programme"] = est
             for row in est["rows"]:
-                say(f"  {row['shape']:<34} frac {row['frac_train']:<8} batch of {row['runs']:3d}: ms/run-step "
+                say(f"  {row['batch']:<48} {row['runs']:3d} runs: ms/run-step "
                     f"{row['ms_per_run_step_recorded']:.4f} recorded / {row['ms_per_run_step_train_only']:.4f} train-only / "
                     f"{row['ms_per_run_step_mixed']:.4f} mixed ({row['recorded_fraction']:.1%} recorded), "
                     f"{fmt(row['mem_per_run_MB'], 0)} MB/run (est. {fmt(row['mem_estimate_per_run_MB'], 0)}) "

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .config import RunConfig
-from .runner import batch_cost, plan, precompiled, train_batch
+from .runner import batch_cost, batch_label, plan, precompiled, train_batch
 from .notebook import as_float_list, as_int_list, require, resolve
 
 PAPER_RECORD = dict(record_dense=2000, record_every=20)
@@ -295,10 +295,7 @@ def main(argv=None):
     print(f"shard {i}/{n}: {sum(map(len, batches))} runs in {len(batches)} batches, relative cost {total:.1f}")
     if args.action == "list":
         for b in batches:
-            c = b[0]
-            fracs = sorted({x.frac_train for x in b})
-            print(f"  {len(b):4d} x {c.model} p={c.p} L={c.n_layers} D={c.d_model} frac {fracs[0]}-{fracs[-1]}: "
-                  f"cost {batch_cost(b):.2f}")
+            print(f"  {len(b):4d} x {batch_label(b)}: cost {batch_cost(b):.2f}")
         return 0
     if args.claims:
         batches = claimed(batches, Path(args.claims))                  # plan's order: most expensive first
@@ -311,8 +308,7 @@ def main(argv=None):
                 raise
             print(f"compiled step failed ({type(err).__name__}: {str(err)[:200]}); training without compile", flush=True)
             train_batch(b, store, device, ckpt_every=2000, progress=False, compile=False)
-        c = b[0]
-        print(f"done {len(b)} x p={c.p} L={c.n_layers} D={c.d_model} in {time.time() - t0:.0f} s", flush=True)
+        print(f"done {len(b)} x {batch_label(b)} in {time.time() - t0:.0f} s", flush=True)
     return 0
 
 

@@ -67,6 +67,14 @@ def runs_that_fit(cfg: RunConfig, device, share: float = 0.85) -> int | None:
 BATCH_OVERHEAD_RUNS = 8
 
 
+def batch_label(batch: list[RunConfig]) -> str:
+    """A batch's name in listings and benchmarks: model, shapes and the train shares it holds."""
+    c = batch[0]
+    fracs = sorted({x.frac_train for x in batch})
+    share = f"{fracs[0]}" + (f"-{fracs[-1]}" if len(fracs) > 1 else "")
+    return f"{c.model} p={c.p} L={c.n_layers} D={c.d_model} M={c.d_mlp} frac {share}"
+
+
 def _row_work(cfg: RunConfig) -> float:
     """Relative work per trunk row per step: the MLP and attention widths, and depth."""
     return cfg.d_model * cfg.d_mlp * (1 + 2.5 * (cfg.n_layers - 1)) * 1e-12

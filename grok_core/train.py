@@ -85,7 +85,7 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
     else:
         per_pair = D * (9 + 24 * (cfg.n_layers - 1)) + M + 2 * p     # + D: a RowIndex backward's table
     if p <= ONEHOT_MAX_P:
-        per_pair += 2 * p                                              # the two RowIndexes' one-hot matrices
+        per_pair += 2 * p                                # the two RowIndexes' one-hot matrices (on CUDA)
     return int((fixed + N * per_pair) * 4)
 
 

@@ -76,9 +76,11 @@ def row_chunks(R: int, n: int) -> int:
     return S
 
 
-# Up to this p a RowIndex sums a gradient by a product with the rows' one-hot matrix; above it, through the
-# inverse table. The product's work grows with p and the table's does not: on an H100 the product was 1.14x
-# faster on the programme's 128-run batch at p = 97 and 1.3x slower at p = 379 (bench/results/README.md).
+# On CUDA and up to this p a RowIndex sums a gradient by a product with the rows' one-hot matrix; otherwise
+# through the inverse table. The product's work grows with p and the table's does not: on an H100 the product
+# was 1.14x faster on the programme's 128-run batch at p = 97 and 1.3x slower at p = 379; on a CPU it gained
+# nothing, and there the inverse table keeps a run's sums independent of its batch mates' padding, so a run
+# trained alone and in a batch agree to ~1e-7 over 100 steps instead of ~1e-5 (bench/results/README.md).
 ONEHOT_MAX_P = 128
 
 
@@ -87,8 +89,8 @@ class RowIndex:
     RowIndex is differentiable without atomic adds, so training on a GPU is deterministic and stays fast
     (torch's own deterministic scatter-add sorts on every step and tripled the step time on an H100).
 
-    The gradient of the table is, for each value, the sum over the rows that hold it. For p <= ONEHOT_MAX_P
-    it is one batched product with the one-hot matrix ([run, p, n], a 0/1 float, cut into row chunks like
+    The gradient of the table is, for each value, the sum over the rows that hold it. On CUDA and for
+    p <= ONEHOT_MAX_P it is one batched product with the one-hot matrix ([run, p, n], a 0/1 float, cut into row chunks like
     a weight gradient in `linear`); above, a gather through the inverse table (for each value, the rows
     that hold it: [run, p, most rows per value], padded with n) and a sum. Both add in a fixed order."""
 
@@ -96,7 +98,7 @@ class RowIndex:
         R, n = idx.shape
         self.idx = idx
         self.onehot = self.inv = None
-        if p <= ONEHOT_MAX_P if onehot is None else onehot:
+        if (idx.is_cuda and p <= ONEHOT_MAX_P) if onehot is None else onehot:
             # cut into row chunks as `linear` cuts a weight gradient's rows: [run * chunks, p, n / chunks]
             S = row_chunks(R, n)
             chunked = idx.view(R * S, 1, n // S)
