@@ -118,11 +118,31 @@ def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
 
 
-class _TakeOneHot(torch.autograd.Function):
-    """x[r, idx[r, k]] with the gradient summed over each value's rows as onehot @ grad."""
+def _onehot_sum(onehot: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Per value, the sum of grad [run, n, ...] over its rows: onehot [run * chunks, p, n / chunks] @ grad."""
+    RS, p, m = onehot.shape
+    R = grad.shape[0]
+    part = torch.bmm(onehot.to(grad.dtype), grad.reshape(RS, m, -1))                     # [run * chunks, p, rest]
+    return part.view(R, RS // R, p, *grad.shape[2:]).sum(1)
+
+
+def _inverse_sum(inv: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Per value, the sum of grad [run, n, ...] over its rows: a gather through the inverse table and a sum."""
+    R, p, c = inv.shape
+    rest, ones = grad.shape[2:], [1] * (grad.dim() - 2)
+    n = grad.shape[1]
+    real = (inv < n).view(R, p, c, *ones)                                   # n: the inverse table's filler
+    flat = inv.clamp(max=n - 1).view(R, p * c, *ones).expand(-1, -1, *rest)
+    rows = torch.gather(grad, 1, flat).view(R, p, c, *rest)
+    return torch.where(real, rows, 0.0).sum(2)
+
+
+class _Take(torch.autograd.Function):
+    """x[r, idx[r, k]], with the gradient summed over each value's rows in a fixed order: by the one-hot
+    product (`sums` a float one-hot matrix) or through the inverse table (`sums` an integer table)."""
 
     @staticmethod
-    def forward(x, idx, onehot):
+    def forward(x, idx, sums):
         return _gather_rows(x, idx)
 
     @staticmethod
@@ -131,43 +151,15 @@ class _TakeOneHot(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (onehot,) = ctx.saved_tensors
-        RS, p, m = onehot.shape
-        R = grad.shape[0]
-        part = torch.bmm(onehot.to(grad.dtype), grad.reshape(RS, m, -1))                  # [run * chunks, p, rest]
-        return part.view(R, RS // R, p, *grad.shape[2:]).sum(1), None, None
-
-
-class _TakeInverse(torch.autograd.Function):
-    """x[r, idx[r, k]] with the gradient summed over each value's rows through the inverse table."""
-
-    @staticmethod
-    def forward(x, idx, inv):
-        return _gather_rows(x, idx)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[2])
-
-    @staticmethod
-    def backward(ctx, grad):
-        (inv,) = ctx.saved_tensors
-        R, p, c = inv.shape
-        rest, ones = grad.shape[2:], [1] * (grad.dim() - 2)
-        n = grad.shape[1]
-        real = (inv < n).view(R, p, c, *ones)                               # n: the inverse table's filler
-        flat = inv.clamp(max=n - 1).view(R, p * c, *ones).expand(-1, -1, *rest)
-        rows = torch.gather(grad, 1, flat).view(R, p, c, *rest)
-        return torch.where(real, rows, 0.0).sum(2), None, None
+        (sums,) = ctx.saved_tensors
+        return (_onehot_sum if sums.is_floating_point() else _inverse_sum)(sums, grad), None, None
 
 
 def take(x: torch.Tensor, idx) -> torch.Tensor:
     """Rows of the per-value table x [run, p, ...] for each run's rows: [run, n, ...].
     idx: a RowIndex (training rows: deterministic gradient) or a plain [run, n] tensor (no gradient needed)."""
     if isinstance(idx, RowIndex):
-        if idx.onehot is not None:
-            return _TakeOneHot.apply(x, idx.idx, idx.onehot)
-        return _TakeInverse.apply(x, idx.idx, idx.inv)
+        return _Take.apply(x, idx.idx, idx.onehot if idx.onehot is not None else idx.inv)
     return _gather_rows(x, idx)
 
 
