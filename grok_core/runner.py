@@ -145,12 +145,14 @@ def precompiled(batches: Iterable[list[RunConfig]], device, compile: bool) -> It
     process (grok_core.precompile) compiles the next into torch's on-disk caches, so that compiling it
     here is mostly loading; the helper is awaited before the next batch is handed out. (Pulling the next
     batch early matters for a claiming iterator: it is claimed when the current one starts.)"""
-    ahead = compile and torch.device(device).type == "cuda"
+    if not (compile and torch.device(device).type == "cuda"):
+        yield from batches
+        return
     batches = iter(batches)
     batch = next(batches, None)
     while batch is not None:
         following = next(batches, None)
-        helper = precompile.start(following, device) if ahead and following is not None else None
+        helper = precompile.start(following, device) if following is not None else None
         try:
             yield batch
         except BaseException:

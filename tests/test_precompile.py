@@ -43,3 +43,6 @@ def test_next_batch_compiles_while_the_current_one_trains(monkeypatch):
     events.clear()
     assert list(precompiled(["A", "B"], "cuda", compile=False)) == ["A", "B"]
     assert list(precompiled(["A", "B"], "cpu", compile=True)) == ["A", "B"] and events == []
+    pulled = []                                                     # without a helper, nothing is taken early
+    lazy = precompiled((pulled.append(b) or b for b in "AB"), "cpu", compile=True)
+    assert next(lazy) == "A" and pulled == ["A"]
