@@ -393,39 +393,39 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
 
     rate: the fp32 FLOP/s ceiling, for the thinned-programme bound (None: no bound).
     precision: every run's RunConfig.precision for the timing (the book's runs are fp32).
-    ahead (with compile): as grok_core.runner.precompiled trains, a helper process compiles the next
-    batch while this one is timed (so the timing includes its interference); the next batch's setup is then
-    timed here. A helper that takes longer than the batch before it would train adds the difference to setup."""
-    from grok_core import precompile
+    ahead (with compile, on CUDA): the batches come through grok_core.runner.precompiled, as the runner
+    trains them: a helper process compiles the next batch while this one is timed (so the timing includes
+    its interference), and the next batch's setup is timed here. A helper that takes longer than the batch
+    before it would train adds the difference to setup."""
+    from grok_core.runner import precompiled
     batches, chapter = programme_batches(max_batch, dev, quick)
     if quick:
         batches = batches[-3:]                            # plan puts the most expensive batches first
     batches = [[c.replace(precision=precision) for c in b] for b in batches]
+    ahead = ahead and compile and torch.device(dev).type == "cuda"
     rows, total, total_bound, setup = [], 0.0, 0.0, 0.0
     late = 0.0                                            # seconds the helper of this batch ran past the last batch
-    for k, b in enumerate(batches):                       # every batch: its runs are padded to its own largest split
+    for k, b in enumerate(precompiled(batches, dev, ahead)):   # every batch: padded to its own largest split
+        handed = time.perf_counter()
+        if ahead and k:
+            # this batch's helper started when the last batch was handed out and was awaited before this one
+            # (an upper bound: it is awaited after the last batch's timing)
+            rows[-1]["next_compiled_ahead_s"] = helper_s = handed - last_handed
+            late = max(0.0, helper_s - rows[-1]["minutes"] * 60)
+        last_handed = handed
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
-        helper = None
-        if ahead and k + 1 < len(batches):
-            t_helper, helper = time.perf_counter(), precompile.start(batches[k + 1], dev)
         r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3, compile=compile)
         secs = cfg.n_steps * r["ms_per_step_mixed"] / 1e3
         total += secs
         setup += r["warmup_s"] + late
-        helper_s = None
-        if helper is not None:
-            if helper.wait() != 0:
-                raise RuntimeError(f"the compile helper for batch {k + 1} failed")
-            helper_s = time.perf_counter() - t_helper     # an upper bound: it is awaited after this batch's timing
-            late = max(0.0, helper_s - secs)
         row = {"batch": batch_label(b), "runs": R, "n_steps": cfg.n_steps, "recorded_fraction": frac,
                "ms_per_run_step_recorded": r["ms_per_run_step_recorded"],
                "ms_per_run_step_train_only": r["ms_per_run_step_train_only"],
                "ms_per_run_step_mixed": r["ms_per_run_step_mixed"],
                "mem_per_run_MB": r.get("mem_per_run_MB"),
                "mem_estimate_per_run_MB": estimate_bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
-               "minutes": secs / 60, "setup_s": r["warmup_s"], "next_compiled_ahead_s": helper_s,
+               "minutes": secs / 60, "setup_s": r["warmup_s"], "next_compiled_ahead_s": None,
                "chapters": sorted({chapter[c.key()] for c in b})}
         if rate:
             bound = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for c in b) / rate

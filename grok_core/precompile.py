@@ -2,9 +2,9 @@
 
 torch.compile keeps what it compiles in on-disk caches (inductor's FX graph cache and AOT autograd's
 cache), keyed by the graph, its shapes and the settings. A process that later compiles the same batch
-mostly loads: on an H100 a 1-layer batch's setup took 6.6 s instead of 29 s, a 4-layer one 37 s instead
-of 118 s. The runner (`runner.precompiled`) starts a helper for the next batch while it trains the
-current one, so compilation overlaps training instead of adding to it.
+mostly loads. The runner (`runner.precompiled`) starts a helper for the next batch while it trains the
+current one, so compilation overlaps training instead of adding to it: over the paper's programme on an
+H100, setup in the training process fell from 6.9 to 2.5 minutes (bench/results/README.md).
 
     python -m grok_core.precompile CONFIGS.json DEVICE      # what start() runs
 """

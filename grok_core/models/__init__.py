@@ -90,9 +90,10 @@ class RowIndex:
     (torch's own deterministic scatter-add sorts on every step and tripled the step time on an H100).
 
     The gradient of the table is, for each value, the sum over the rows that hold it. On CUDA and for
-    p <= ONEHOT_MAX_P it is one batched product with the one-hot matrix ([run, p, n], a 0/1 float, cut into row chunks like
-    a weight gradient in `linear`); above, a gather through the inverse table (for each value, the rows
-    that hold it: [run, p, most rows per value], padded with n) and a sum. Both add in a fixed order."""
+    p <= ONEHOT_MAX_P it is one batched product with the one-hot matrix ([run, p, n], a 0/1 float, cut
+    into row chunks like a weight gradient in `linear`); otherwise a gather through the inverse table (for
+    each value, the rows that hold it: [run, p, most rows per value], padded with n) and a sum. Both add
+    in a fixed order."""
 
     def __init__(self, idx: torch.Tensor, p: int, onehot: bool | None = None):
         R, n = idx.shape
