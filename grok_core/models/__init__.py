@@ -78,9 +78,10 @@ def row_chunks(R: int, n: int) -> int:
 
 # On CUDA and up to this p a RowIndex sums a gradient by a product with the rows' one-hot matrix; otherwise
 # through the inverse table. The product's work grows with p and the table's does not: on an H100 the product
-# was 1.14x faster on the programme's 128-run batch at p = 97 and 1.3x slower at p = 379; on a CPU it gained
-# nothing, and there the inverse table keeps a run's sums independent of its batch mates' padding, so a run
-# trained alone and in a batch agree to ~1e-7 over 100 steps instead of ~1e-5 (bench/results/README.md).
+# was 1.14x faster on the programme's 128-run batch at p = 97 and 1.3x slower at p = 379 (a development run).
+# On a CPU it gained nothing, and there the inverse table keeps a run's sums independent of its batch mates'
+# padding: a run trained alone and in a batch agree to ~1e-7 over 100 steps instead of ~1e-5
+# (bench/results/README.md).
 ONEHOT_MAX_P = 128
 
 
