@@ -22,6 +22,7 @@ as CUDA graphs and replayed; the eager path runs the same code, so CPU and GPU f
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import sys
@@ -99,6 +100,24 @@ def set_strict_fp32():
     torch.backends.cudnn.allow_tf32 = False
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(limit: int = 1 << 30) -> bool:
+    """Keep blocks up to `limit` bytes that torch frees on the CPU in the process's heap (glibc only).
+
+    torch has no caching allocator on the CPU, and glibc serves each large tensor with a fresh mapping
+    and returns the memory on free, so every step faults its activations in again, page by page: about
+    a quarter of a training step of one run at p = 97 on two cores (bench/results/README.md). Raising
+    glibc's mmap and trim thresholds lets the freed blocks be reused. Returns whether glibc took it."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):          # not glibc (macOS, Windows): nothing to tune
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
+
+
 @contextlib.contextmanager
 def deterministic_algorithms(on: bool = True):
     """torch's deterministic mode for the duration: on CUDA a gather's backward (a scatter-add) otherwise adds
@@ -154,6 +173,8 @@ class Trainer:
         check_batchable(configs)
         self.configs = list(configs)
         self.device = torch.device(device) if device is not None else default_device()
+        if self.device.type == "cpu":
+            keep_freed_memory()
         cfg = self.cfg = configs[0]
         if cfg.precision == "tf32" and self.device.type != "cuda":
             raise ValueError(f"precision='tf32' needs a CUDA device; on {self.device.type} the runs would compute "

@@ -3,6 +3,8 @@
 Run: pytest tests/test_train.py
 """
 
+import ctypes
+
 import numpy as np
 import pytest
 import torch
@@ -160,6 +162,23 @@ def test_compiled_trainers_of_new_shapes_are_compiled_again():
 def test_tf32_runs_need_cuda():
     with pytest.raises(ValueError, match="precision='tf32' needs a CUDA device"):
         Trainer([RunConfig(p=7, precision="tf32")], "cpu")
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc's malloc only")
+def test_cpu_trainer_keeps_large_tensors_out_of_fresh_mappings():
+    """A CPU Trainer makes glibc serve large tensors from its heap, where freed blocks are reused, instead of
+    fresh mappings that every step faults in again."""
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _Mallinfo2
+    Trainer([RunConfig(**SMALL, n_steps=3)], "cpu")
+    mapped = mallinfo2().hblkhd
+    x = torch.ones(64 << 20, dtype=torch.uint8)
+    assert mallinfo2().hblkhd == mapped and x.sum() == 64 << 20
 
 
 def test_steps_run_deterministic_and_restore_the_mode():
