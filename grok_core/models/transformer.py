@@ -114,21 +114,29 @@ class Transformer:
             return linear(x, torch.cat([w[f"{l}.{n}"] for n in group[1]], 1).permute(0, 2, 1, 3).reshape(R, D, -1))
         ys = _grouped(project, [xs[s][1] for s in range(n_keys)], [(xs[s][0], needs[s]) for s in range(n_keys)])
         ys = [dict(zip(needs[s], y.view(R, -1, len(needs[s]), H, e).unbind(2))) for s, y in enumerate(ys)]
-        keys = [ys[s]["W_K"] for s in range(n_keys)]
-        vals = [ys[s]["W_V"] for s in range(n_keys)]
+        taken = {}
+
+        def proj(name, s, target):
+            """Position s's projection `name` in the target form; a table is taken to rows once per layer
+            (queries 1 and 2 share position 0's keys and values)."""
+            if target != "row":
+                return ys[s][name]
+            if (name, s) not in taken:
+                taken[name, s] = _to_form(ys[s][name], xs[s][0], "row", i, j)
+            return taken[name, s]
+
         scale = math.sqrt(e)
         zs, forms = [], []
         for q in queries:
             fq = xs[q][0]
-            query = ys[q]["W_Q"]
             form = _join([fq] + [xs[s][0] for s in range(q + 1)])
             scores = []
             for s in range(q + 1):
                 fs = _join([fq, xs[s][0]])                  # e.g. const query x i-table key -> i-table
-                qk = _to_form(query, fq, fs, i, j) * _to_form(keys[s], xs[s][0], fs, i, j)
+                qk = proj("W_Q", q, fs) * proj("W_K", s, fs)
                 scores.append(_to_form(qk.sum(-1) / scale, fs, form, i, j))
             attn = torch.softmax(torch.stack(torch.broadcast_tensors(*scores), -1), dim=-1)   # [r, n|p|1, h, key]
-            z = sum(attn[..., s, None] * _to_form(vals[s], xs[s][0], form, i, j) for s in range(q + 1))
+            z = sum(attn[..., s, None] * proj("W_V", s, form) for s in range(q + 1))
             zs.append(z.reshape(R, -1, H * e))
             forms.append(form)
         W_O = w[f"{l}.W_O"].reshape(R, H * e, D)
