@@ -34,12 +34,6 @@ def _to_form(x, form: str, target: str, i, j):
     return take(x, i if form == "i" else j)
 
 
-def _add(a, b, i, j):
-    """Sum of two states, in the form of the sum."""
-    form = _join([a[0], b[0]])
-    return form, _to_form(a[1], a[0], form, i, j) + _to_form(b[1], b[0], form, i, j)
-
-
 def _grouped(fn, xs: list, group: list) -> list:
     """[fn(x, g) for x, g in zip(xs, group)], but tensors with the same group label g are stacked along
     the row axis and go through fn together: one product per group instead of one per tensor.
@@ -99,11 +93,13 @@ class Transformer:
         return list(zip(forms, _grouped(lambda x, form: self._mlp(w, l, x), [x for _, x in xs], forms)))
 
     def _attend(self, w, l, xs, queries, i, j):
-        """Causal attention output (after W_O) for each query position, in the form of its result.
+        """Each query position's residual stream after causal attention: {q: (form, x_q + W_O z_q)}.
 
         A state is a pair (form, tensor): "c" [r, 1, d] the same for every pair, "i" [r, p, d] a
         table over the first operand, "j" [r, p, d] over the second, "row" [r, n, d] one per row.
-        Scores are formed in the smallest form their two sides allow and only then brought to rows.
+        Scores are formed in the smallest form their two sides allow. Whatever rows need from an operand
+        table (queries, keys, values, table-form scores, the residual) is taken to rows in one gather per
+        operand, so its gradient is one sum per operand and layer.
         """
         R, H, D, e = w[f"{l}.W_Q"].shape
         n_keys = max(queries) + 1
@@ -114,33 +110,57 @@ class Transformer:
             return linear(x, torch.cat([w[f"{l}.{n}"] for n in group[1]], 1).permute(0, 2, 1, 3).reshape(R, D, -1))
         ys = _grouped(project, [xs[s][1] for s in range(n_keys)], [(xs[s][0], needs[s]) for s in range(n_keys)])
         ys = [dict(zip(needs[s], y.view(R, -1, len(needs[s]), H, e).unbind(2))) for s, y in enumerate(ys)]
-        taken = {}
-
-        def proj(name, s, target):
-            """Position s's projection `name` in the target form; a table is taken to rows once per layer
-            (queries 1 and 2 share position 0's keys and values)."""
-            if target != "row":
-                return ys[s][name]
-            if (name, s) not in taken:
-                taken[name, s] = _to_form(ys[s][name], xs[s][0], "row", i, j)
-            return taken[name, s]
-
+        forms = [f for f, _ in xs]
         scale = math.sqrt(e)
-        zs, forms = [], []
+        out_form = {q: _join(forms[:q + 1]) for q in queries}
+        # scores whose query and key are both tables or constants, formed there: [r, 1|p, heads]
+        table_scores = {(q, s): (ys[q]["W_Q"] * ys[s]["W_K"]).sum(-1) / scale
+                        for q in queries for s in range(q + 1) if _join([forms[q], forms[s]]) != "row"}
+        wanted = {"i": {}, "j": {}}            # per operand: what rows need from its tables, by name
+
+        def want(form, name, x):
+            if form in wanted:
+                wanted[form][name] = x
+
+        for q in (q for q in queries if out_form[q] == "row"):
+            want(forms[q], ("x", q), xs[q][1])
+            for s in range(q + 1):
+                want(forms[s], ("v", s), ys[s]["W_V"])
+                if (q, s) in table_scores:
+                    want(_join([forms[q], forms[s]]), ("score", q, s), table_scores[q, s])
+                else:
+                    want(forms[q], ("q", q), ys[q]["W_Q"])
+                    want(forms[s], ("k", s), ys[s]["W_K"])
+        rows = {}
+        for form, idx in (("i", i), ("j", j)):
+            if not wanted[form]:
+                continue
+            names, parts = zip(*wanted[form].items())
+            flat = [x.reshape(R, x.shape[1], -1) for x in parts]
+            taken = take(torch.cat(flat, -1) if len(flat) > 1 else flat[0], idx)
+            for name, x, y in zip(names, parts, taken.split([f.shape[-1] for f in flat], -1)):
+                rows[name] = y.view(R, -1, *x.shape[2:])
+
+        def state(name, x, form, target):
+            """x (of the given form) in the target form: its taken rows if it is an operand table and the
+            target is rows, else x itself (it broadcasts)."""
+            return rows[name] if target == "row" and form in wanted else x
+
+        zs = []
         for q in queries:
-            fq = xs[q][0]
-            form = _join([fq] + [xs[s][0] for s in range(q + 1)])
             scores = []
             for s in range(q + 1):
-                fs = _join([fq, xs[s][0]])                  # e.g. const query x i-table key -> i-table
-                qk = proj("W_Q", q, fs) * proj("W_K", s, fs)
-                scores.append(_to_form(qk.sum(-1) / scale, fs, form, i, j))
+                if (q, s) in table_scores:
+                    scores.append(state(("score", q, s), table_scores[q, s], _join([forms[q], forms[s]]), out_form[q]))
+                else:
+                    qk = state(("q", q), ys[q]["W_Q"], forms[q], "row") * state(("k", s), ys[s]["W_K"], forms[s], "row")
+                    scores.append(qk.sum(-1) / scale)
             attn = torch.softmax(torch.stack(torch.broadcast_tensors(*scores), -1), dim=-1)   # [r, n|p|1, h, key]
-            z = sum(attn[..., s, None] * proj("W_V", s, form) for s in range(q + 1))
+            z = sum(attn[..., s, None] * state(("v", s), ys[s]["W_V"], forms[s], out_form[q]) for s in range(q + 1))
             zs.append(z.reshape(R, -1, H * e))
-            forms.append(form)
         W_O = w[f"{l}.W_O"].reshape(R, H * e, D)
-        return {q: (f, o) for q, f, o in zip(queries, forms, _grouped(lambda z, f: linear(z, W_O), zs, forms))}
+        outs = _grouped(lambda z, f: linear(z, W_O), zs, [out_form[q] for q in queries])
+        return {q: (out_form[q], state(("x", q), xs[q][1], forms[q], out_form[q]) + o) for q, o in zip(queries, outs)}
 
     def trunk(self, w: dict, i: torch.Tensor | None = None, j: torch.Tensor | None = None) -> torch.Tensor:
         """Residual stream at '=' before the last MLP, for the rows (i, j): [run, n, d_model].
@@ -159,8 +179,8 @@ class Transformer:
             xs = [(f, x + w["W_pos"][:, s, None, :]) for s, (f, x) in enumerate(xs)]
         for l in range(cfg.n_layers - 1):
             outs = self._attend(w, l, xs, (0, 1, 2), i, j)
-            xs = self._mlp_block(w, l, [_add(xs[s], outs[s], i, j) for s in range(3)])
-        f, resid = _add(xs[2], self._attend(w, cfg.n_layers - 1, xs, (2,), i, j)[2], i, j)
+            xs = self._mlp_block(w, l, [outs[s] for s in range(3)])
+        f, resid = self._attend(w, cfg.n_layers - 1, xs, (2,), i, j)[2]
         return _to_form(resid, f, "row", i, j)
 
     def head(self, w: dict, feats: torch.Tensor) -> torch.Tensor:
