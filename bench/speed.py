@@ -441,6 +441,8 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
 
 CHUNK_SHAPES = [(8, 43136, 128, 512), (8, 43136, 512, 128), (8, 43136, 128, 379), (8, 4736, 128, 512),
                 (8, 4736, 128, 384), (8, 4736, 128, 128), (8, 4736, 128, 97), (16, 3776, 256, 1024), (16, 3776, 128, 97)]
+# and the deeper layers' products, where positions 1 and 2 go through one product (twice the rows)
+CHUNK_SHAPES_DEEP = [(8, 9472, 128, 384), (8, 9472, 128, 512), (8, 9472, 512, 128), (8, 9472, 128, 128)]
 
 
 def graphed(fn, dev):
@@ -478,6 +480,33 @@ def chunking_check(dev, quick: bool = False) -> list[dict]:
             step = graphed(lambda: torch.autograd.grad(f(), (x, W), gy), dev)
             row[f"{name}_ms"] = time_steps(step, dev, 2 if quick else 20) * 1e3
         row["speedup"] = row["plain_ms"] / row["chunked_ms"]
+        rows.append(row)
+    return rows
+
+
+def chunk_products_check(dev, quick: bool = False) -> list[dict]:
+    """The three products of a chunked `linear`, each timed alone (a CUDA graph on CUDA) for 1 to 16 chunks per
+    run: forward x @ W, input gradient gy @ W^T, weight gradient x^T @ gy summed over the chunks. `linear` cuts
+    all three alike; this shows which chunk count suits which product."""
+    rows = []
+    for R, n, d_in, d_out in ((CHUNK_SHAPES + CHUNK_SHAPES_DEEP)[-2:] if quick else CHUNK_SHAPES + CHUNK_SHAPES_DEEP):
+        if quick:
+            n = 1024
+        g = torch.Generator(device=dev).manual_seed(0)
+        x = torch.randn(R, n, d_in, device=dev, generator=g)
+        W = torch.randn(R, d_in, d_out, device=dev, generator=g)
+        gy = torch.randn(R, n, d_out, device=dev, generator=g)
+        row = {"runs": R, "rows": n, "d_in": d_in, "d_out": d_out, "ms": {}}
+        for S in (1, 2, 4, 8, 16):
+            if n % S:
+                continue
+            xs, gys = x.view(R * S, n // S, d_in), gy.view(R * S, n // S, d_out)
+            Ws = W[:, None].expand(R, S, d_in, d_out).reshape(R * S, d_in, d_out)
+            products = {"forward": lambda: torch.bmm(xs, Ws),
+                        "input_grad": lambda: torch.bmm(gys, Ws.transpose(1, 2)),
+                        "weight_grad": lambda: torch.bmm(xs.transpose(1, 2), gys).view(R, S, d_in, d_out).sum(1)}
+            row["ms"][S] = {k: time_steps(graphed(f, dev), dev, 2 if quick else 20) * 1e3 for k, f in products.items()}
+        row["best"] = {k: min(row["ms"], key=lambda S: row["ms"][S][k]) for k in ("forward", "input_grad", "weight_grad")}
         rows.append(row)
     return rows
 
@@ -734,6 +763,14 @@ def main():
                 say(f"  {row['runs']:3d} runs x {row['rows']:6d} rows, {row['d_in']:4d} -> {row['d_out']:4d}, "
                     f"{row['chunks']:2d} chunks: plain {row['plain_ms']:.3f} / chunked {row['chunked_ms']:.3f} = "
                     f"{row['speedup']:.2f}x")
+            say("each product of a chunked linear alone, ms for 1/2/4/8/16 chunks per run "
+                "(forward | input gradient | weight gradient with the sum over chunks; best count in brackets):")
+            res["chunk_products"] = chunk_products_check(dev, args.quick)
+            for row in res["chunk_products"]:
+                cols = ["/".join(f"{row['ms'][S][k]:.3f}" for S in row["ms"]) + f" [{row['best'][k]}]"
+                        for k in ("forward", "input_grad", "weight_grad")]
+                say(f"  {row['runs']:3d} runs x {row['rows']:6d} rows, {row['d_in']:4d} -> {row['d_out']:4d}: "
+                    + " | ".join(cols))
         dump()
     if "takeback" in parts and cuda:                      # a CPU always sums through the inverse table
         with guard("takeback"):
