@@ -113,9 +113,10 @@ class Transformer:
         forms = [f for f, _ in xs]
         scale = math.sqrt(e)
         out_form = {q: _join(forms[:q + 1]) for q in queries}
+        score_form = {(q, s): _join([forms[q], forms[s]]) for q in queries for s in range(q + 1)}
         # scores whose query and key are both tables or constants, formed there: [r, 1|p, heads]
-        table_scores = {(q, s): (ys[q]["W_Q"] * ys[s]["W_K"]).sum(-1) / scale
-                        for q in queries for s in range(q + 1) if _join([forms[q], forms[s]]) != "row"}
+        table_scores = {qs: (ys[qs[0]]["W_Q"] * ys[qs[1]]["W_K"]).sum(-1) / scale
+                        for qs, form in score_form.items() if form != "row"}
         wanted = {"i": {}, "j": {}}            # per operand: what rows need from its tables, by name
 
         def want(form, name, x):
@@ -127,7 +128,7 @@ class Transformer:
             for s in range(q + 1):
                 want(forms[s], ("v", s), ys[s]["W_V"])
                 if (q, s) in table_scores:
-                    want(_join([forms[q], forms[s]]), ("score", q, s), table_scores[q, s])
+                    want(score_form[q, s], ("score", q, s), table_scores[q, s])
                 else:
                     want(forms[q], ("q", q), ys[q]["W_Q"])
                     want(forms[s], ("k", s), ys[s]["W_K"])
@@ -151,7 +152,7 @@ class Transformer:
             scores = []
             for s in range(q + 1):
                 if (q, s) in table_scores:
-                    scores.append(state(("score", q, s), table_scores[q, s], _join([forms[q], forms[s]]), out_form[q]))
+                    scores.append(state(("score", q, s), table_scores[q, s], score_form[q, s], out_form[q]))
                 else:
                     qk = state(("q", q), ys[q]["W_Q"], forms[q], "row") * state(("k", s), ys[s]["W_K"], forms[s], "row")
                     scores.append(qk.sum(-1) / scale)
