@@ -462,19 +462,25 @@ def graphed(fn, dev):
     return graph.replay
 
 
+def product_inputs(shapes, dev, quick: bool = False):
+    """For each product shape (runs, rows, d_in, d_out): the shape and seeded random x, W and output gradient gy.
+    quick: the last two shapes only, with 1,024 rows."""
+    for R, n, d_in, d_out in (shapes[-2:] if quick else shapes):
+        n = 1024 if quick else n
+        g = torch.Generator(device=dev).manual_seed(0)
+        yield (R, n, d_in, d_out, torch.randn(R, n, d_in, device=dev, generator=g),
+               torch.randn(R, d_in, d_out, device=dev, generator=g), torch.randn(R, n, d_out, device=dev, generator=g))
+
+
 def chunking_check(dev, quick: bool = False) -> list[dict]:
     """grok_core.models.linear (rows cut into chunks for few runs) against one plain bmm, forward and
     backward (gradients of x and W) as one CUDA graph each, on the product shapes of the programme's
     small batches (runs, padded train rows, d_in, d_out)."""
     from grok_core.models import linear, row_chunks
     rows = []
-    for R, n, d_in, d_out in (CHUNK_SHAPES[-2:] if quick else CHUNK_SHAPES):
-        if quick:
-            n = 1024
-        g = torch.Generator(device=dev).manual_seed(0)
-        x = torch.randn(R, n, d_in, device=dev, generator=g, requires_grad=True)
-        W = torch.randn(R, d_in, d_out, device=dev, generator=g, requires_grad=True)
-        gy = torch.randn(R, n, d_out, device=dev, generator=g)
+    for R, n, d_in, d_out, x, W, gy in product_inputs(CHUNK_SHAPES, dev, quick):
+        x.requires_grad_()
+        W.requires_grad_()
         row = {"runs": R, "rows": n, "d_in": d_in, "d_out": d_out, "chunks": row_chunks(R, n)}
         for name, f in (("plain", lambda: torch.bmm(x, W)), ("chunked", lambda: linear(x, W))):
             step = graphed(lambda: torch.autograd.grad(f(), (x, W), gy), dev)
@@ -489,13 +495,7 @@ def chunk_products_check(dev, quick: bool = False) -> list[dict]:
     run: forward x @ W, input gradient gy @ W^T, weight gradient x^T @ gy summed over the chunks. `linear` cuts
     all three alike; this shows which chunk count suits which product."""
     rows = []
-    for R, n, d_in, d_out in ((CHUNK_SHAPES + CHUNK_SHAPES_DEEP)[-2:] if quick else CHUNK_SHAPES + CHUNK_SHAPES_DEEP):
-        if quick:
-            n = 1024
-        g = torch.Generator(device=dev).manual_seed(0)
-        x = torch.randn(R, n, d_in, device=dev, generator=g)
-        W = torch.randn(R, d_in, d_out, device=dev, generator=g)
-        gy = torch.randn(R, n, d_out, device=dev, generator=g)
+    for R, n, d_in, d_out, x, W, gy in product_inputs(CHUNK_SHAPES + CHUNK_SHAPES_DEEP, dev, quick):
         row = {"runs": R, "rows": n, "d_in": d_in, "d_out": d_out, "ms": {}}
         for S in (1, 2, 4, 8, 16):
             if n % S:
