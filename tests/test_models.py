@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from grok_core.config import RunConfig
-from grok_core.models import RowIndex, build_model, linear, row_chunks, take
+from grok_core.models import RowIndex, build_model, linear, row_chunks, take, take_all
 from grok_core.tasks import tokens
 
 
@@ -100,6 +100,27 @@ def test_take_by_row_index_has_the_gather_gradient(onehot, R, n):
     assert torch.equal(out, ref) and torch.equal(take(x, idx), ref)
     torch.testing.assert_close(torch.autograd.grad(out, x, gy)[0], torch.autograd.grad(ref, x, gy)[0],
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("how", ["inverse", "onehot", "plain"])
+def test_take_all_equals_one_take_per_table(how):
+    """Several tables of different shapes by the same rows (concatenated into one gather on the CPU, except
+    through a one-hot RowIndex): each comes back in its own shape with its own gather's values and gradient."""
+    g = torch.Generator().manual_seed(3)
+    p, R, n = 7, 2, 30
+    idx = torch.randint(0, p, (R, n), generator=g)
+    tables = {"v": torch.randn(R, p, 4, 3, generator=g, dtype=torch.double, requires_grad=True),
+              ("score", 2, 0): torch.randn(R, p, 4, generator=g, dtype=torch.double, requires_grad=True),
+              "x": torch.randn(R, p, 6, generator=g, dtype=torch.double, requires_grad=True)}
+    by = idx if how == "plain" else RowIndex(idx, p, onehot=how == "onehot")
+    out = take_all(tables, by, p)
+    assert list(out) == list(tables)
+    gys = {k: torch.randn(y.shape, generator=g, dtype=torch.double) for k, y in out.items()}
+    for k, x in tables.items():
+        ref = take(x, idx)
+        assert out[k].shape == (R, n, *x.shape[2:]) and torch.equal(out[k], ref)
+        got = torch.autograd.grad(out[k], x, gys[k], retain_graph=True)[0]
+        torch.testing.assert_close(got, torch.autograd.grad(ref, x, gys[k])[0], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("onehot", [False, True])

@@ -16,7 +16,7 @@ import math
 import torch
 
 from ..config import RunConfig
-from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs, take
+from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs, take, take_all
 
 
 def _join(forms: list[str]) -> str:
@@ -97,9 +97,9 @@ class Transformer:
 
         A state is a pair (form, tensor): "c" [r, 1, d] the same for every pair, "i" [r, p, d] a
         table over the first operand, "j" [r, p, d] over the second, "row" [r, n, d] one per row.
-        Scores are formed in the smallest form their two sides allow. Whatever rows need from an operand
-        table (queries, keys, values, table-form scores, the residual) is taken to rows in one gather per
-        operand, so its gradient is one sum per operand and layer.
+        Scores are formed in the smallest form their two sides allow. Whatever rows need from an operand's
+        tables (queries, keys, values, table-form scores, the residual) is taken to rows once per layer, by
+        `take_all` (one gather per operand where gradients are summed through the inverse table).
         """
         R, H, D, e = w[f"{l}.W_Q"].shape
         n_keys = max(queries) + 1
@@ -132,15 +132,8 @@ class Transformer:
                 else:
                     want(forms[q], ("q", q), ys[q]["W_Q"])
                     want(forms[s], ("k", s), ys[s]["W_K"])
-        rows = {}
-        for form, idx in (("i", i), ("j", j)):
-            if not wanted[form]:
-                continue
-            names, parts = zip(*wanted[form].items())
-            flat = [x.reshape(R, x.shape[1], -1) for x in parts]
-            taken = take(torch.cat(flat, -1) if len(flat) > 1 else flat[0], idx)
-            for name, x, y in zip(names, parts, taken.split([f.shape[-1] for f in flat], -1)):
-                rows[name] = y.view(R, -1, *x.shape[2:])
+        rows = {name: y for form, idx in (("i", i), ("j", j)) if wanted[form]
+                for name, y in take_all(wanted[form], idx, self.cfg.p).items()}
 
         def state(name, x, form, target):
             """x (of the given form) in the target form: its taken rows if it is an operand table and the
