@@ -387,7 +387,8 @@ def time_recorded_and_train_only(configs: list[RunConfig], dev, n_steps: int = 1
 
 
 def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None,
-                       compile: bool = False, precision: str = "fp32", ahead: bool = False) -> dict:
+                       compile: bool = False, precision: str = "fp32", ahead: bool = False,
+                       on_row=None) -> dict:
     """Time every batch of the programme on recorded and on train-only steps and weigh the two by
     the share of recorded steps: minutes per batch and in all.
 
@@ -396,7 +397,8 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     ahead (with compile, on CUDA): the batches come through grok_core.runner.precompiled, as the runner
     trains them: a helper process compiles the next batch while this one is timed (so the timing includes
     its interference), and the next batch's setup is timed here. A helper that takes longer than the batch
-    before it would train adds the difference to setup."""
+    before it would train adds the difference to setup.
+    on_row: called with each batch's row once it is complete (a long measurement shows its progress)."""
     from grok_core.runner import precompiled
     batches, chapter = programme_batches(max_batch, dev, quick)
     if quick:
@@ -412,6 +414,8 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
             # (an upper bound: it is awaited after the last batch's timing)
             rows[-1]["next_compiled_ahead_s"] = helper_s = handed - last_handed
             late = max(0.0, helper_s - rows[-1]["minutes"] * 60)
+            if on_row:
+                on_row(rows[-1])
         last_handed = handed
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
@@ -432,6 +436,10 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
             row["bound_minutes"] = bound / 60
             total_bound += bound
         rows.append(row)
+        if on_row and not ahead:
+            on_row(row)
+    if on_row and ahead and rows:
+        on_row(rows[-1])
     out = {"rows": rows, "total_minutes": total / 60, "setup_minutes": setup / 60, "n_runs": sum(r["runs"] for r in rows),
            "max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision, "compiled_ahead": ahead}
     if rate:
@@ -796,11 +804,8 @@ def main():
                 f"and train-only steps ({'torch.compile' if args.programme_compile else 'eager'}, CUDA graphs on CUDA, "
                 f"precision {args.programme_precision}), "
                 "mixed by the share of recorded steps:")
-            est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"),
-                                     compile=args.programme_compile, precision=args.programme_precision,
-                                     ahead=args.programme_ahead and args.programme_compile)
-            res["programme"] = est
-            for row in est["rows"]:
+
+            def show(row):
                 say(f"  {row['batch']:<48} {row['runs']:3d} runs: ms/run-step "
                     f"{row['ms_per_run_step_recorded']:.4f} recorded / {row['ms_per_run_step_train_only']:.4f} train-only / "
                     f"{row['ms_per_run_step_mixed']:.4f} mixed ({row['recorded_fraction']:.1%} recorded), "
@@ -810,6 +815,10 @@ def main():
                     + (f", next batch compiled ahead in {row['next_compiled_ahead_s']:.0f} s"
                        if row["next_compiled_ahead_s"] is not None else "")
                     + f"  [{', '.join(row['chapters'])}]")
+            est = estimate_programme(dev, args.max_batch, args.quick, res.get("fp32_matmul_flop_per_s"),
+                                     compile=args.programme_compile, precision=args.programme_precision,
+                                     ahead=args.programme_ahead and args.programme_compile, on_row=show)
+            res["programme"] = est
             say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes of training"
                 + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})" if "bound_total_minutes" in est else "")
                 + f" + {est['setup_minutes']:.1f} minutes of setup (compilation, graph capture) = "
