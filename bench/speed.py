@@ -414,8 +414,8 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
             # (an upper bound: it is awaited after the last batch's timing)
             rows[-1]["next_compiled_ahead_s"] = helper_s = handed - last_handed
             late = max(0.0, helper_s - rows[-1]["minutes"] * 60)
-            if on_row:
-                on_row(rows[-1])
+        if on_row and k:                                  # the previous batch's row is complete once this one is handed
+            on_row(rows[-1])
         last_handed = handed
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
@@ -436,9 +436,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
             row["bound_minutes"] = bound / 60
             total_bound += bound
         rows.append(row)
-        if on_row and not ahead:
-            on_row(row)
-    if on_row and ahead and rows:
+    if on_row and rows:
         on_row(rows[-1])
     out = {"rows": rows, "total_minutes": total / 60, "setup_minutes": setup / 60, "n_runs": sum(r["runs"] for r in rows),
            "max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision, "compiled_ahead": ahead}
