@@ -6,6 +6,7 @@ checkpointed as they go, and resumed from the checkpoint if an earlier attempt w
 from __future__ import annotations
 
 import functools
+import gc
 import platform
 import time
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,7 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
     float32 arithmetic up to rounding order); it is recorded in the run's metadata.
     """
     set_strict_fp32()
+    gc.collect()        # a Trainer holds itself through its step functions: free the last batch's memory first
     trainer = Trainer(configs, device, compile=compile)
     ckpt = store.checkpoint_path(configs)
     trainer.resume(ckpt)

@@ -1,6 +1,8 @@
 """Run store: round trip, atomic entries, corrupt entries detected and recomputed, lookups without training."""
+import gc
 import json
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -8,8 +10,9 @@ import torch
 
 from grok_core.config import RunConfig
 from grok_core.models import build_model
-from grok_core.runner import load_or_train
+from grok_core.runner import load_or_train, train_batch
 from grok_core.store import RunStore
+from grok_core.train import Trainer
 
 SMALL = dict(p=7, d_model=8, n_heads=2, d_mlp=16, frac_train=0.5, n_steps=6)
 
@@ -102,3 +105,18 @@ def test_final_weights_are_stored_on_request(store):
     assert w is not None and w.shape == (model.layout.size,)
     assert not torch.equal(w, model.init_params(cfg))            # the trained weights, not the init
     assert store.weights(cfg.replace(init_seed=5)) is None
+
+
+def test_a_batch_frees_the_last_batchs_trainer_before_it_allocates(store):
+    """A Trainer refers to itself through its step functions, so dropping it frees nothing until the garbage
+    collector runs; a batch trained after a large one would otherwise hold both in device memory."""
+    gc.disable()
+    try:
+        old = Trainer([RunConfig(**SMALL)], "cpu")
+        gone = weakref.ref(old)
+        del old
+        assert gone() is not None                       # still held by its own cycle
+        train_batch([RunConfig(**SMALL, init_seed=1)], store, "cpu", progress=False)
+        assert gone() is None
+    finally:
+        gc.enable()
