@@ -1,9 +1,11 @@
-"""Command line: `grok run|list|show` (also `python -m grok_core`).
+"""Command line: `grok run|list|show|gc` (also `python -m grok_core`).
 
   grok run --set p=47 --set frac_train=0.6 --seeds 4      one config, four seeds
   grok run sweep.yaml                                    configs from a YAML/JSON file
   grok list                                              what the run store holds
   grok show KEY                                          one stored run: config, metadata, summary
+  grok list --all; grok gc [--yes]                       leftovers (temporary files, damaged copies, done checkpoints)
+Ctrl-C (or SIGTERM) during training writes a checkpoint and exits with one line; the same command resumes.
 
 A config file holds one mapping of RunConfig fields, a list of them, or
 {base: {...}, grid: {field: [values, ...]}, seeds: N}: the grid's product, each with N seeds.
@@ -19,17 +21,20 @@ from pathlib import Path
 import yaml
 
 from .analysis import steps_to_threshold
-from .config import RunConfig
+from .config import RunConfig, positive_int
 from .store import RunStore
 
 
-def with_seeds(cfg: RunConfig, n: int) -> list[RunConfig]:
-    """n runs whose init and split seeds both step from the config's own (independent generators)."""
+def with_seeds(cfg: RunConfig, n) -> list[RunConfig]:
+    """n runs whose init and split seeds both step from the config's own (independent generators);
+    n is an integer >= 1 wherever it comes from (--seeds, a file's seeds)."""
+    n = positive_int("seeds", n)
     return [cfg.replace(init_seed=cfg.init_seed + s, split_seed=cfg.split_seed + s) for s in range(n)]
 
 
-def configs_from_spec(spec, overrides: dict | None = None, seeds: int | None = None) -> list[RunConfig]:
-    """Expand a parsed config file (mapping, list, or base/grid/seeds) into RunConfigs."""
+def configs_from_spec(spec, overrides: dict | None = None, seeds=None) -> list[RunConfig]:
+    """Expand a parsed config file (mapping, list, or base/grid/seeds) into RunConfigs; seeds, when
+    given, replaces the file's."""
     overrides = overrides or {}
     if isinstance(spec, list):
         return [c for item in spec for c in configs_from_spec(item, overrides, seeds)]
@@ -38,25 +43,55 @@ def configs_from_spec(spec, overrides: dict | None = None, seeds: int | None = N
     if {"base", "grid", "seeds"} & set(spec):
         extra = set(spec) - {"base", "grid", "seeds"}
         if extra:
-            raise ValueError(f"unknown key(s) {sorted(extra)} beside base/grid/seeds")
-        base, grid = spec.get("base") or {}, spec.get("grid") or {}
-        n = seeds or int(spec.get("seeds", 1))
-        names = list(grid)
-        out = []
-        for values in itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in names)):
-            cfg = RunConfig.from_dict({**base, **dict(zip(names, values)), **overrides})
-            out += with_seeds(cfg, n)
-        return out
-    return with_seeds(RunConfig.from_dict({**spec, **overrides}), seeds or 1)
+            raise ValueError(f"unknown key(s) {sorted(extra, key=str)} beside base/grid/seeds")
+        base = {} if spec.get("base") is None else spec["base"]
+        grid = {} if spec.get("grid") is None else spec["grid"]
+        if not isinstance(base, dict):
+            raise ValueError(f"base={base!r} is not allowed; it must be a mapping of RunConfig fields")
+        if not isinstance(grid, dict):
+            raise ValueError(f"grid={grid!r} is not allowed; it must map RunConfig fields to lists of values")
+        axes = {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
+        for k, v in axes.items():
+            if not v:
+                raise ValueError(f"grid {k}=[] is not allowed; give at least one value")
+        n = spec.get("seeds", 1) if seeds is None else seeds
+        return [c for values in itertools.product(*axes.values())
+                for c in with_seeds(RunConfig.from_dict({**base, **dict(zip(axes, values)), **overrides}), n)]
+    return with_seeds(RunConfig.from_dict({**spec, **overrides}), 1 if seeds is None else seeds)
+
+
+def _yaml(text: str, what: str):
+    """yaml.safe_load, with a parse error as one line naming `what` and the place (PyYAML's spans several)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"{what} is not valid YAML{at}: {getattr(err, 'problem', None) or err}") from err
+
+
+def _read_spec(path: str):
+    """A config file's contents, parsed as JSON (.json) or YAML."""
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a text file ({err.reason})") from err
+    if not path.endswith(".json"):
+        return _yaml(text, path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
 
 
 def _parse_set(items: list[str]) -> dict:
+    """--set field=value pairs; each value is read as YAML (47, 0.3, true, mul)."""
     out = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: expected field=value, e.g. --set p=47")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = _yaml(v, f"--set {item!r}")
     return out
 
 
@@ -81,19 +116,31 @@ def _fmt(x):
     return "-" if x is None else f"{x:.4f}" if isinstance(x, float) else x
 
 
+def _count(option: str, value) -> int:
+    """A count option (an int default, or the user's text, read as YAML like a --set value)."""
+    return positive_int(option, _yaml(value, option) if isinstance(value, str) else value)
+
+
 def cmd_run(args, store: RunStore) -> int:
+    """Every input is checked, and new runs are sized against the device, before anything trains."""
+    from . import budget
     from .runner import load_or_train
     overrides = _parse_set(args.set)
+    seeds = None if args.seeds is None else _yaml(args.seeds, "--seeds")
+    max_batch, ckpt_every = _count("--max-batch", args.max_batch), _count("--ckpt-every", args.ckpt_every)
+    device = budget.resolve_device(args.device)
     if args.files:
         configs = []
         for f in args.files:
-            text = Path(f).read_text()
-            spec = json.loads(text) if f.endswith(".json") else yaml.safe_load(text)
-            configs += configs_from_spec(spec, overrides, args.seeds)
+            configs += configs_from_spec(_read_spec(f), overrides, seeds)
+        if not configs:
+            raise ValueError(f"{', '.join(args.files)}: no configs to run")
     else:
-        configs = configs_from_spec(overrides, None, args.seeds)
-    runs = load_or_train(configs, store=store, device=args.device, max_batch=args.max_batch,
-                         ckpt_every=args.ckpt_every, save_weights=args.save_weights)
+        configs = configs_from_spec(overrides, None, seeds)
+    if not args.force:
+        budget.check([c for c in configs if not store.entry(c.key()).exists()], device, max_batch)
+    runs = load_or_train(configs, store=store, device=device, max_batch=max_batch,
+                         ckpt_every=ckpt_every, save_weights=args.save_weights)
     rows = []
     for run in runs:
         c, s = run.config, summarize(run.history)
@@ -114,11 +161,39 @@ def cmd_list(args, store: RunStore) -> int:
                      "device": meta.get("device", "?"), "wall_s": meta.get("wall_time_s", "?")})
     print(_table(rows, ["key", "model", "p", "fn", "split", "frac", "seeds", "steps", "device", "wall_s"]))
     print(f"{len(rows)} run(s) in {store.runs_dir}")
+    for key, reason in store.damaged():
+        print(f"damaged entry {key}: {reason} (moved aside when next asked for)")
+    if args.all:
+        leftovers = store.leftovers()
+        garbage = {item.path for item in leftovers}
+        for ck in store.checkpoints():
+            if ck.error is None and ck.path not in garbage:
+                print(f"checkpoint {ck.path}: {len(ck.configs)} run(s) at step {ck.step} of {ck.configs[0].n_steps}")
+        for item in leftovers:
+            print(f"leftover {item.path}: {item.what}, {item.size} bytes")
+        print(f"{len(leftovers)} leftover(s), {sum(i.size for i in leftovers)} bytes; grok gc removes them")
+    return 0
+
+
+def cmd_gc(args, store: RunStore) -> int:
+    """Leftovers only cost space (nothing reads them), so they go on request: --yes removes, else a dry run."""
+    items = store.leftovers()
+    for item in items:
+        if args.yes:
+            store.remove(item)
+        print(f"{'removed' if args.yes else 'would remove'} {item.path} ({item.what}, {item.size} bytes)")
+    total = f"{len(items)} item(s), {sum(i.size for i in items)} bytes"
+    print(f"removed {total}" if args.yes else f"{total}; grok gc --yes removes them" if items
+          else f"nothing to remove in {store.root}")
     return 0
 
 
 def cmd_show(args, store: RunStore) -> int:
     matches = [m for m in store.list() if m["key"].startswith(args.key)]
+    damaged = [(k, why) for k, why in store.damaged() if k.startswith(args.key)] if not matches else []
+    if len(damaged) == 1:
+        print(f"run {damaged[0][0]} is damaged: {damaged[0][1]}", file=sys.stderr)
+        return 1
     if len(matches) != 1:
         print(f"{len(matches)} stored runs match {args.key!r}; give more of the key", file=sys.stderr)
         return 1
@@ -137,21 +212,30 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="train configs (stored runs are reused, interrupted ones resumed)")
     r.add_argument("files", nargs="*", help="YAML or JSON config files")
     r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a RunConfig field")
-    r.add_argument("--seeds", type=int, help="runs per config (init and split seeds step together from the config's)")
-    r.add_argument("--device", help="cpu or cuda (default: cuda when present)")
-    r.add_argument("--max-batch", type=int, default=64, help="most runs trained in one batch")
-    r.add_argument("--ckpt-every", type=int, default=1000, help="steps between checkpoints")
+    r.add_argument("--seeds", help="runs per config (init and split seeds step together from the config's)")
+    r.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when present)")
+    r.add_argument("--max-batch", default=64, help="most runs trained in one batch")
+    r.add_argument("--ckpt-every", default=1000, help="steps between checkpoints")
     r.add_argument("--save-weights", action="store_true", help="also store the final weights of new runs")
-    sub.add_parser("list", help="list stored runs")
+    r.add_argument("--force", action="store_true", help="train even what the estimate of memory and time "
+                   "(grok_core.budget) refuses: runs that do not fit in memory or train for over a day")
+    ls = sub.add_parser("list", help="list stored runs (and damaged entries)")
+    ls.add_argument("--all", action="store_true", help="also checkpoints in progress and leftovers (what gc removes)")
     s = sub.add_parser("show", help="show one stored run")
     s.add_argument("key", help="a run key or a unique prefix of one")
+    g = sub.add_parser("gc", help="remove leftovers: temporary files of ended writers, entries and checkpoints "
+                       "moved aside, checkpoints whose runs are all stored (a dry run unless --yes)")
+    g.add_argument("--yes", action="store_true", help="remove them (default: only print what would go)")
     args = ap.parse_args(argv)
     store = RunStore(args.results)
     try:
-        return {"run": cmd_run, "list": cmd_list, "show": cmd_show}[args.cmd](args, store)
+        return {"run": cmd_run, "list": cmd_list, "show": cmd_show, "gc": cmd_gc}[args.cmd](args, store)
     except (ValueError, LookupError, OSError) as err:
-        print(f"grok: error: {err}", file=sys.stderr)
+        print("grok: error:", " ".join(str(err).split()), file=sys.stderr)      # always one line
         return 2
+    except KeyboardInterrupt as err:    # Ctrl-C or SIGTERM: one line (training wrote its checkpoint), no traceback
+        print(f"grok: {str(err) or 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(err, "signum", 2)                      # 130 for SIGINT, 143 for SIGTERM
 
 
 if __name__ == "__main__":

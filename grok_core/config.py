@@ -1,20 +1,25 @@
 """Run configuration: one frozen dataclass, validated on construction, hashed into a run key.
 
 Every knob that changes a run's numbers lives here, so a run is fully named by its config.
-Bad values raise ValueError before any tensor is built.
+Bad values raise ValueError before any tensor is built, and values are stored as their field's
+declared type, so that equal configs hash to equal keys (wd=1 and wd=1.0 are one run).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass
 
 from .tasks import FUNCTIONS
 
 # Bump when the training semantics change (same config, different numbers): old store entries
-# then stop matching instead of being silently reused.
+# then stop matching instead of being silently reused. The fingerprint is a hash of short float64
+# runs under this version (tests/test_semantics.py), so a change of what training computes fails a test.
 SEMANTICS_VERSION = 1
+SEMANTICS_FINGERPRINT = "85e48c9c74e00655"
 
 SPLITS = ("random", "square", "strip")
 MODELS = ("transformer", "mlp")
@@ -28,6 +33,11 @@ PRECISIONS = ("fp32", "tf32")
 PER_RUN_FIELDS = ("fn", "split", "split_param", "frac_train", "split_seed", "init_seed",
                   "embed_init", "lr", "wd")
 
+# Beyond any device's memory (the p*p table), and it keeps the primality test below fast.
+P_MAX = 2 ** 31 - 1
+# torch.Generator takes seeds below 2**64.
+SEED_MAX = 2 ** 64 - 1
+
 
 def is_prime(n: int) -> bool:
     if n < 2:
@@ -38,6 +48,50 @@ def is_prime(n: int) -> bool:
             return False
         f += 1
     return True
+
+
+def _integral(value) -> bool:
+    """A whole number that is not a bool: 3 or 3.0, not 3.5, nan, inf, True or '3'."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, numbers.Integral) or float(value).is_integer()
+
+
+def _as_type(name: str, value, kind: str):
+    """value as a field of declared type `kind` (int, float, bool, str) holds it, or a ValueError.
+
+    Ints stay ints and integral floats become ints (YAML's 1.0e+4); floats take ints and are stored as
+    floats; numbers are finite; bools are never numbers, and strings are never anything else."""
+    if kind == "int" and _integral(value):
+        return int(value)
+    if kind == "float" and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            x = float(value)
+        except OverflowError:
+            x = math.inf
+        if math.isfinite(x):
+            return x
+    if (kind == "bool" and isinstance(value, bool)) or (kind == "str" and isinstance(value, str)):
+        return value
+    need = {"int": "an integer", "float": "a finite number", "bool": "true or false (unquoted in YAML)",
+            "str": "a string"}[kind]
+    hint = ""
+    if kind in ("int", "float") and isinstance(value, str) and value.lower().count("e") == 1:
+        mant, exp = value.lower().split("e")       # PyYAML wants a point and a signed exponent: 1e10 is text
+        try:
+            float(value)
+            hint = (f" (YAML reads {value} as text; write {mant if '.' in mant else mant + '.0'}e"
+                    f"{exp if exp[:1] in '+-' else '+' + exp})")
+        except ValueError:
+            pass
+    raise ValueError(f"{name}={value!r} is not allowed; it must be {need}{hint}")
+
+
+def positive_int(name: str, value) -> int:
+    """A count (seeds, steps between checkpoints, runs per batch): an integer >= 1, or a ValueError."""
+    if not _integral(value) or value < 1:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be an integer >= 1")
+    return int(value)
 
 
 class HashedConfig:
@@ -57,9 +111,15 @@ class HashedConfig:
     def from_dict(cls, d: dict):
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown config field(s) {sorted(unknown)}; known fields: "
+            raise ValueError(f"unknown config field(s) {sorted(unknown, key=str)}; known fields: "
                              f"{', '.join(f.name for f in dataclasses.fields(cls))}")
         return cls(**d)
+
+    def _store_declared_types(self):
+        """Each field as its declared type (see _as_type), so that the key does not depend on how a value
+        was spelled; called first in __post_init__."""
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _as_type(f.name, getattr(self, f.name), f.type))
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -112,8 +172,9 @@ class RunConfig(HashedConfig):
     precision: str = "fp32"
 
     def __post_init__(self):
-        if not isinstance(self.p, int) or isinstance(self.p, bool) or self.p < 3 or not is_prime(self.p):
-            raise ValueError(f"p={self.p!r} is not allowed; p must be a prime >= 3")
+        self._store_declared_types()
+        if not 3 <= self.p <= P_MAX or not is_prime(self.p):
+            raise ValueError(f"p={self.p!r} is not allowed; p must be a prime >= 3 (and <= 2**31 - 1)")
         _allowed("fn", self.fn, tuple(FUNCTIONS))
         _allowed("split", self.split, SPLITS)
         _allowed("model", self.model, MODELS)
@@ -121,7 +182,7 @@ class RunConfig(HashedConfig):
         _allowed("embed_init", self.embed_init, EMBED_INITS)
         _allowed("loss", self.loss, LOSSES)
         _allowed("precision", self.precision, PRECISIONS)
-        if not isinstance(self.frac_train, (int, float)) or not 0 < self.frac_train < 1:
+        if not 0 < self.frac_train < 1:
             raise ValueError(f"frac_train={self.frac_train!r} is not allowed; it must lie in the open interval (0, 1)")
         if int(self.frac_train * self.p * self.p) < 1:
             raise ValueError(f"frac_train={self.frac_train!r} is not allowed at p={self.p}: int(frac_train * p^2) = 0 "
@@ -132,12 +193,19 @@ class RunConfig(HashedConfig):
             name = "k" if self.split == "square" else "t"
             raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
                              f"it must lie in 0..p-2 = 0..{self.p - 2}")
-        for name in ("operand_offset", "split_seed", "init_seed", "record_dense"):
+        for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
         for name in ("n_layers", "d_model", "n_heads", "n_steps", "record_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 1")
+        if self.init_seed > SEED_MAX:
+            raise ValueError(f"init_seed={self.init_seed!r} is not allowed; torch takes seeds up to 2**64 - 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr!r} is not allowed; it must be > 0")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must lie in [0, 1)")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not allowed with n_heads={self.n_heads}; "
                              "d_model must be a multiple of n_heads")
@@ -148,10 +216,6 @@ class RunConfig(HashedConfig):
         if self.embed_init in ("toeplitz", "circulant") and self.d_vocab > self.d_model:
             raise ValueError(f"embed_init={self.embed_init!r} needs d_vocab <= d_model, but d_vocab={self.d_vocab} "
                              f"(p + operand_offset + 1) > d_model={self.d_model}")
-        if self.lr <= 0 or self.wd < 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1 or self.warmup_steps < 0:
-            raise ValueError(f"optimiser settings lr={self.lr}, wd={self.wd}, betas=({self.beta1}, {self.beta2}), "
-                             f"warmup_steps={self.warmup_steps} are not allowed; need lr > 0, wd >= 0, "
-                             "betas in [0, 1), warmup_steps >= 0")
 
     @property
     def d_vocab(self) -> int:

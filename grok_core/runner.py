@@ -2,12 +2,17 @@
 
 Misses are grouped by batch key (same p and shapes), trained together on the best device,
 checkpointed as they go, and resumed from the checkpoint if an earlier attempt was interrupted.
+A batch's checkpoint is written at its last step too and removed only once every run of it is
+stored; a missing run held by a checkpoint is finished from it with that checkpoint's whole batch,
+so a process killed at any point (even between storing two runs of a batch) retrains nothing done.
+The store is checked to be writable before anything trains.
 """
 from __future__ import annotations
 
 import functools
 import gc
 import platform
+import sys
 import time
 from collections.abc import Iterable, Iterator
 
@@ -31,6 +36,8 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
                 compile: bool = False) -> list[Run] | None:
     """Train one batch of compatible runs (resuming a checkpoint) and store them; None if stopped early.
 
+    The last step is checkpointed too, and the checkpoint removed once every run is stored, so that a
+    process killed while storing them leaves its work to be stored, not retrained.
     compile=True runs the step through torch.compile (faster on CUDA at large batches; the same
     float32 arithmetic up to rounding order); it is recorded in the run's metadata.
     """
@@ -38,12 +45,17 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
     gc.collect()        # a Trainer holds itself through its step functions: free the last batch's memory first
     trainer = Trainer(configs, device, compile=compile)
     ckpt = store.checkpoint_path(configs)
-    trainer.resume(ckpt)
+    if trainer.resume(ckpt):
+        print(f"resuming {len(configs)} run(s) at step {trainer.step} of {trainer.cfg.n_steps} from {ckpt}",
+              file=sys.stderr)
+    start = trainer.step
     t0 = time.time()
     finished = trainer.run(ckpt_path=ckpt, ckpt_every=ckpt_every, deadline=deadline, progress=progress)
     if not finished:
         return None
     wall = time.time() - t0
+    if trainer.step > start:
+        trainer.save_checkpoint(ckpt)
     meta = {"code_commit": code_commit(), "device": device_name(trainer.device), "torch": torch.__version__,
             "cuda_graph": trainer.use_graph, "compiled": trainer.compiled,
             "wall_time_s": round(wall, 3), "batch_size": len(configs), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -142,6 +154,20 @@ def plan(configs: list[RunConfig], max_batch: int, device) -> list[list[RunConfi
     return sorted(batches, key=lambda b: -batch_cost(b))
 
 
+def checkpointed(missing: list[RunConfig], store: RunStore) -> tuple[list[list[RunConfig]], list[RunConfig]]:
+    """(the batches of sound checkpoints that hold missing runs, most advanced first; the missing runs none
+    holds). Such a batch is finished whole from its checkpoint, so that work done for a larger batch than
+    the one asked for now (one killed between storing its runs, say) is kept rather than retrained."""
+    want = {c.key(): c for c in missing}
+    held = []
+    for ck in sorted((c for c in store.checkpoints() if c.error is None), key=lambda c: -c.step):
+        if any(c.key() in want for c in ck.configs):
+            held.append(ck.configs)
+            for c in ck.configs:
+                want.pop(c.key(), None)
+    return held, list(want.values())
+
+
 def precompiled(batches: Iterable[list[RunConfig]], device, compile: bool) -> Iterator[list[RunConfig]]:
     """The batches, in order. With compile on a CUDA device, while the caller trains one batch a helper
     process (grok_core.precompile) compiles the next into torch's on-disk caches, so that compiling it
@@ -180,8 +206,12 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
     missing = list({c.key(): c for c in configs if found[c.key()] is None}.values())
     if missing and not train:
         raise LookupError(f"{len(missing)} run(s) are not in the store at {store.root}, e.g. {missing[0]}")
+    if not missing:
+        return [found[c.key()] for c in configs]
+    store.check_writable()
     device = torch.device(device) if device is not None else default_device()
-    for batch in precompiled(plan(missing, max_batch, device), device, compile):
+    held, rest = checkpointed(missing, store)
+    for batch in precompiled(held + plan(rest, max_batch, device), device, compile):
         for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
                                save_weights=save_weights):
             found[run.key] = run

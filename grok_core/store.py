@@ -1,19 +1,27 @@
-"""The run store: finished runs keyed by their config hash, written atomically, verified on read.
+"""The run store: finished runs keyed by their config hash, written atomically, verified on read; and checkpoints.
 
 Layout under the results root (GROKBOOK_RESULTS, default <repo>/results):
   runs/<key>/history.npz   every recorded step, compressed float32 arrays
   runs/<key>/weights.pt    final flat parameters (optional)
   runs/<key>/meta.json     config, key, file checksums, code commit, device, torch version, wall time
-  checkpoints/<batch>.pt   in-progress batches (resumable)
-An entry becomes visible by one directory rename, so a crash never leaves a half entry behind;
-an entry whose files do not match their recorded checksums is moved aside and recomputed.
+  checkpoints/<batch>.pt   batches in progress (resumable), sealed with a sha256 of their bytes
+An entry is filled in a temporary folder and appears by one rename, which fails if the entry is there:
+a crash never leaves half an entry, an entry never changes once it is there, and of two writers of one
+key the first wins (the other returns its entry). A reader that finds an entry damaged twice, unchanged
+in between, moves it aside (<key>.corrupt-...) and the run is recomputed. A checkpoint that fails its
+seal, or does not fit its batch (Trainer.resume), is moved aside too (<batch>.pt.unusable-...).
+Leftovers: temporary items whose writer has ended, entries and checkpoints moved aside, unreadable
+checkpoints and checkpoints whose runs are all stored; `grok list --all` shows them, `grok gc` removes them.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
+import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -29,6 +37,13 @@ from .config import SEMANTICS_VERSION, RunConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_VAR = "GROKBOOK_RESULTS"
+KEY = re.compile(r"[0-9a-f]{16}")
+# temporary names carry their writer's pid: .tmp-<name>-<pid>-<ns>, .old-<name>-<pid>-<ns> (atomic_dir, put)
+# and .<name>.<pid>.tmp (atomic_file)
+TEMP_NAME = re.compile(r"\.(?:tmp|old)-.+-(\d+)-\d+|\..+\.(\d+)\.tmp")
+# a checkpoint ends with this line and the sha256 (hex) of all bytes before it; torch.load ignores it
+SEAL = b"\ngrokbook checkpoint v2 sha256 "
+SEAL_LEN = len(SEAL) + 64 + 1
 
 
 def results_root() -> Path:
@@ -55,6 +70,12 @@ def sha256_file(path: Path, chunk: int = 1 << 24) -> str:
     return h.hexdigest()
 
 
+def _first_line(err: BaseException) -> str:
+    """An exception as one line (torch's load errors run to many)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
 @contextmanager
 def atomic_file(path: str | Path):
     """Yield a temporary sibling path to write; on success it is renamed over path."""
@@ -77,11 +98,9 @@ def atomic_dir(final: Path):
     tmp.mkdir()
     try:
         yield tmp
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        _fsync_files(tmp)
         if final.exists():
-            old = final.with_name(f".old-{final.name}-{time.monotonic_ns()}")
+            old = final.with_name(f".old-{final.name}-{os.getpid()}-{time.monotonic_ns()}")
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -92,6 +111,137 @@ def atomic_dir(final: Path):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _fsync_files(folder: Path):
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def move_aside(path: Path, tag: str, inode: int | None = None) -> Path | None:
+    """Rename path to a new sibling <name>.<tag>-<time>-<pid>-<random> and return that. With inode, only the
+    item that was read moves: if a writer replaced it meanwhile, the newer one goes back and None is returned
+    (None too if someone else moved it first)."""
+    aside = path.with_name(f"{path.name}.{tag}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return None
+    if inode is None or aside.stat().st_ino == inode:
+        return aside
+    try:                       # never over a newer item: a folder renames only onto nothing, a file links
+        if aside.is_dir():
+            os.rename(aside, path)
+        else:
+            os.link(aside, path)
+            aside.unlink()
+    except OSError:
+        pass                   # a third writer filled path meanwhile; the copy aside is a leftover
+    return None
+
+
+def _writer_gone(path: Path) -> bool:
+    """Whether the process writing a temporary item (its pid is in the name) has ended; an item whose
+    writer cannot be told (no pid in the name, or no signal-0 probe on this system) once it is a day old."""
+    m = TEMP_NAME.fullmatch(path.name)
+    if m and os.name == "posix":
+        try:
+            os.kill(int(m.group(1) or m.group(2)), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:            # alive, another user's
+            return False
+        except OverflowError:
+            pass
+        else:
+            return False
+    return time.time() - path.lstat().st_mtime > 86400
+
+
+def _size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(f.lstat().st_size for f in path.rglob("*") if not f.is_dir())
+    return path.lstat().st_size
+
+
+# -- checkpoints --------------------------------------------------------------------------------------------
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: damaged, cut short, or of another format; inode: the file read."""
+
+    def __init__(self, reason: str, inode: int | None = None):
+        super().__init__(reason)
+        self.inode = inode
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM; str() is the one line to show: the step, the checkpoint, what next."""
+
+    def __init__(self, signum: int, step: int, n_steps: int, checkpoint: Path | None):
+        self.signum, self.step, self.n_steps, self.checkpoint = signum, step, n_steps, checkpoint
+        then = (f"checkpoint written to {checkpoint}; run the same command again to resume from there"
+                if checkpoint is not None else
+                "no checkpoint written at this step; running the same command again resumes from the last one, if any")
+        super().__init__(f"interrupted at step {step} of {n_steps}; {then}")
+
+
+def seal_checkpoint(path: Path):
+    """Append the sha256 of the file's bytes, so that any damage to any byte is found on reading; then fsync."""
+    digest = sha256_file(path).encode()
+    with open(path, "ab") as fh:
+        fh.write(SEAL + digest + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def checkpoint_write_error(err: OSError, path: str | Path) -> OSError:
+    """A full disk as one plain line naming the checkpoint and the free space; other errors as they are."""
+    if err.errno != errno.ENOSPC:
+        return err
+    try:
+        free = f"{shutil.disk_usage(Path(path).parent).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return OSError(errno.ENOSPC, f"no space left on the device for checkpoint {path} ({free}); "
+                                 "the previous checkpoint is kept")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, int]:
+    """(state, inode) of a checkpoint whose bytes match their seal; CheckpointError otherwise (old-format
+    checkpoints have no seal). The state is loaded from the bytes checked, not from the file again."""
+    with open(path, "rb") as fh:
+        inode = os.fstat(fh.fileno()).st_ino
+        data = fh.read()
+    body = memoryview(data)[:-SEAL_LEN]
+    if len(data) <= SEAL_LEN or not data[-SEAL_LEN:].startswith(SEAL):
+        raise CheckpointError("it carries no checksum (cut short, or written by older code)", inode)
+    if data[-SEAL_LEN:] != SEAL + hashlib.sha256(body).hexdigest().encode() + b"\n":
+        raise CheckpointError("its bytes do not match their sha256 (the file is damaged)", inode)
+    try:
+        state = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"torch cannot load it ({_first_line(err)})", inode) from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"it holds a {type(state).__name__}, not a training state", inode)
+    return state, inode
+
+
+@dataclass
+class Checkpoint:
+    """A batch checkpoint found in the store: its runs and step when sound, else error says why not."""
+    path: Path
+    configs: list | None = None
+    step: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Leftover:
+    """Something `grok gc` removes: what it is, and its size in bytes."""
+    path: Path
+    what: str
+    size: int
+
+
+# -- runs -----------------------------------------------------------------------------------------------------
 @dataclass
 class Run:
     config: RunConfig          # or another config class with key() / to_dict() / from_dict()
@@ -105,6 +255,13 @@ class Run:
 
 class CorruptEntry(Exception):
     pass
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 class RunStore:
@@ -123,60 +280,179 @@ class RunStore:
         keys = "\n".join(c.key() for c in configs)
         return self.ckpt_dir / (hashlib.sha256(keys.encode()).hexdigest()[:16] + ".pt")
 
+    def check_writable(self):
+        """Before training: the runs and checkpoint folders can be made and written in, else one plain OSError
+        (a read-only store would otherwise be found only when the first batch is done)."""
+        for d in (self.runs_dir, self.ckpt_dir):
+            probe = d / f".tmp-probe-{os.getpid()}-{time.monotonic_ns()}"
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os.unlink(probe)
+            except OSError as err:
+                raise OSError(err.errno, f"the run store at {self.root} is not writable ({d}: "
+                                         f"{err.strerror or err}); nothing was trained") from None
+
     # -- reading --------------------------------------------------------------------------------------
-    def _read(self, key: str) -> Run:
-        d = self.entry(key)
+    def _meta(self, key: str) -> tuple[dict, RunConfig]:
+        """Entry key's meta.json and config, checked: a mapping with file checksums whose config hashes to key."""
         try:
-            meta = json.loads((d / "meta.json").read_text())
-            for name, digest in meta["files"].items():
-                if sha256_file(d / name) != digest:
-                    raise CorruptEntry(f"{name} does not match its checksum")
+            meta = json.loads((self.entry(key) / "meta.json").read_text())
+            if not isinstance(meta, dict):
+                raise CorruptEntry(f"meta.json holds a {type(meta).__name__}, not a mapping")
+            if not isinstance(meta.get("config"), dict):
+                raise CorruptEntry("meta.json has no config")
+            if not isinstance(meta.get("files"), dict) or "history.npz" not in meta["files"]:
+                raise CorruptEntry("meta.json has no checksum of history.npz")
             cfg = self.config_cls.from_dict(meta["config"])
-            if cfg.key() != key or meta.get("key") != key:
-                raise CorruptEntry("stored config does not hash to the entry's key")
-            with np.load(d / "history.npz") as z:
-                history = {k: z[k] for k in z.files}
         except CorruptEntry:
             raise
-        except Exception as err:  # missing file, bad JSON, truncated npz, ...
-            raise CorruptEntry(f"{type(err).__name__}: {err}") from err
-        return Run(cfg, history, meta)
+        except Exception as err:  # missing file, bad JSON, a config this code rejects, ...
+            raise CorruptEntry(_first_line(err)) from err
+        if cfg.key() != key or meta.get("key") != key:
+            raise CorruptEntry("stored config does not hash to the entry's key")
+        return meta, cfg
+
+    def _read(self, key: str, with_weights: bool = False) -> tuple[Run, torch.Tensor | None]:
+        """The entry, every file checked against its checksum (and read from the bytes checked)."""
+        d = self.entry(key)
+        meta, cfg = self._meta(key)
+        try:
+            blobs = {}
+            for name, digest in meta["files"].items():
+                blobs[name] = (d / name).read_bytes()
+                if hashlib.sha256(blobs[name]).hexdigest() != digest:
+                    raise CorruptEntry(f"{name} does not match its checksum")
+            with np.load(io.BytesIO(blobs["history.npz"])) as z:
+                history = {k: z[k] for k in z.files}
+            weights = None
+            if with_weights and "weights.pt" in blobs:
+                weights = torch.load(io.BytesIO(blobs["weights.pt"]), map_location="cpu", weights_only=True)
+        except CorruptEntry:
+            raise
+        except Exception as err:  # missing file, truncated npz, ...
+            raise CorruptEntry(_first_line(err)) from err
+        return Run(cfg, history, meta), weights
+
+    def _get(self, cfg: RunConfig, with_weights: bool = False) -> tuple[Run, torch.Tensor | None] | None:
+        """Read cfg's entry. Damage counts only when two reads find it in the same folder (by inode): a folder
+        replaced meanwhile is read again, so an entry that is being replaced is never taken for a damaged one."""
+        key = cfg.key()
+        d = self.entry(key)
+        damaged_at = None
+        for _ in range(4):
+            inode = _inode(d)
+            if inode is None:
+                return None
+            try:
+                return self._read(key, with_weights)
+            except CorruptEntry as err:
+                if damaged_at == inode == _inode(d):
+                    bad = move_aside(d, "corrupt", inode)
+                    if bad is not None:
+                        warnings.warn(f"run store entry {key} is damaged ({err}); moved to {bad.name}, "
+                                      "it will be recomputed")
+                        return None
+                damaged_at = inode
+        return None
 
     def get(self, cfg: RunConfig) -> Run | None:
         """The stored run for cfg, or None. A damaged entry is quarantined (renamed) and None returned."""
-        key = cfg.key()
-        if not self.entry(key).exists():
-            return None
-        try:
-            return self._read(key)
-        except CorruptEntry as err:
-            bad = self.entry(key).with_name(f"{key}.corrupt-{int(time.time())}")
-            os.replace(self.entry(key), bad)
-            warnings.warn(f"run store entry {key} is damaged ({err}); moved to {bad.name}, it will be recomputed")
-            return None
+        got = self._get(cfg)
+        return None if got is None else got[0]
 
     def weights(self, cfg: RunConfig) -> torch.Tensor | None:
-        path = self.entry(cfg.key()) / "weights.pt"
-        run = self.get(cfg)
-        if run is None or "weights.pt" not in run.meta["files"]:
-            return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        """The final flat parameters stored with cfg's run; None when it is not stored, or stored without them."""
+        got = self._get(cfg, with_weights=True)
+        return None if got is None else got[1]
+
+    def _scan(self) -> tuple[list[dict], list[tuple[str, str]]]:
+        """(meta of every entry whose meta.json is sound, (key, reason) of every entry folder whose is not)."""
+        good, bad = [], []
+        for d in sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []:
+            if not (KEY.fullmatch(d.name) and d.is_dir()):
+                continue                       # temporary folders, entries moved aside
+            try:
+                good.append(self._meta(d.name)[0])
+            except CorruptEntry as err:
+                if d.exists():                 # (not moved aside meanwhile)
+                    bad.append((d.name, str(err)))
+        return good, bad
 
     def list(self) -> list[dict]:
-        """meta.json of every readable entry."""
+        """meta.json of every entry whose meta is sound (files are checked when an entry is read)."""
+        return self._scan()[0]
+
+    def damaged(self) -> list[tuple[str, str]]:
+        """(key, reason) of every entry folder whose meta.json is unusable; get() moves one aside when asked for it."""
+        return self._scan()[1]
+
+    def _stored(self, key: str) -> bool:
+        try:
+            self._read(key)
+        except CorruptEntry:
+            return False
+        return True
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every batch checkpoint here (<16 hex>.pt), checked: its bytes match their seal, its configs hash to its
+        keys and to its name, its step lies in 0..n_steps. (Whether its tensors fit is Trainer.resume's check.)"""
         out = []
-        for d in sorted(self.runs_dir.glob("*/meta.json")) if self.runs_dir.exists() else []:
+        for path in sorted(self.ckpt_dir.glob("*.pt")) if self.ckpt_dir.is_dir() else []:
+            if not KEY.fullmatch(path.stem):
+                continue                       # another kind's (resnet-<key>.pt)
             try:
-                out.append(json.loads(d.read_text()))
-            except (OSError, ValueError):
-                continue
+                state, _ = read_checkpoint(path)
+                configs = [self.config_cls.from_dict(c) for c in state["configs"]]
+                if [c.key() for c in configs] != state["keys"] or self.checkpoint_path(configs) != path:
+                    raise CheckpointError("its configs do not hash to its keys and file name")
+                if not 0 <= state["step"] <= configs[0].n_steps:
+                    raise CheckpointError(f"its step {state['step']} lies outside 0..{configs[0].n_steps}")
+                out.append(Checkpoint(path, configs, state["step"]))
+            except FileNotFoundError:
+                continue                       # removed meanwhile
+            except CheckpointError as err:
+                out.append(Checkpoint(path, error=str(err)))
+            except Exception as err:           # a state of another layout
+                out.append(Checkpoint(path, error=_first_line(err)))
         return out
+
+    def leftovers(self) -> list[Leftover]:
+        """What gc may remove: temporary items whose writer has ended, entries and checkpoints moved aside,
+        unreadable checkpoints and checkpoints whose runs are all stored (one of an unfinished batch stays)."""
+        out = []
+        for folder in (self.runs_dir, self.ckpt_dir):
+            for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if TEMP_NAME.fullmatch(p.name) and _writer_gone(p):
+                    out.append(Leftover(p, "temporary, its writer has ended", _size(p)))
+                elif folder == self.runs_dir and re.fullmatch(r"[0-9a-f]{16}\.corrupt-.+", p.name):
+                    out.append(Leftover(p, "damaged entry, moved aside", _size(p)))
+                elif folder == self.ckpt_dir and re.fullmatch(r"[0-9a-f]{16}\.pt\.unusable-.+", p.name):
+                    out.append(Leftover(p, "unusable checkpoint, moved aside", _size(p)))
+        for ck in self.checkpoints():
+            if ck.error is not None:
+                out.append(Leftover(ck.path, f"unreadable checkpoint: {ck.error}", _size(ck.path)))
+            elif all(self._stored(c.key()) for c in ck.configs):
+                out.append(Leftover(ck.path, "checkpoint whose runs are all stored", _size(ck.path)))
+        return out
+
+    def remove(self, item: Leftover):
+        if item.path.is_dir() and not item.path.is_symlink():
+            shutil.rmtree(item.path)
+        else:
+            item.path.unlink(missing_ok=True)
 
     # -- writing --------------------------------------------------------------------------------------
     def put(self, cfg: RunConfig, history: dict[str, np.ndarray], meta: dict | None = None,
             weights: torch.Tensor | None = None) -> Run:
+        """Store a run; return the entry. The filled folder is renamed onto the entry's name, which fails if it
+        is there: of writers of one key the first wins and the others return its entry (a damaged one is moved
+        aside and replaced)."""
         key = cfg.key()
-        with atomic_dir(self.entry(key)) as tmp:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.runs_dir / f".tmp-{key}-{os.getpid()}-{time.monotonic_ns()}"
+        tmp.mkdir()
+        try:
             buf = io.BytesIO()
             np.savez_compressed(buf, **{k: np.asarray(v) for k, v in history.items()})
             (tmp / "history.npz").write_bytes(buf.getvalue())
@@ -187,4 +463,17 @@ class RunStore:
             full_meta = {"key": key, "semantics": SEMANTICS_VERSION, "config": cfg.to_dict(),
                          "files": {f: sha256_file(tmp / f) for f in files}, **(meta or {})}
             (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1, sort_keys=True))
-        return Run(cfg, {k: np.asarray(v) for k, v in history.items()}, full_meta)
+            _fsync_files(tmp)
+            while True:
+                try:
+                    os.rename(tmp, self.entry(key))
+                    return Run(cfg, {k: np.asarray(v) for k, v in history.items()}, full_meta)
+                except OSError as err:
+                    if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                stored = self.get(cfg)
+                if stored is not None:
+                    return stored
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)

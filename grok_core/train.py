@@ -25,8 +25,11 @@ import contextlib
 import ctypes
 import math
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -36,7 +39,8 @@ from .config import RunConfig
 from .measures import med, med_reference, weight_norm
 from .models import ONEHOT_MAX_P, ROW_ALIGN, RowIndex, build_model
 from .splits import make_split
-from .store import atomic_file
+from .store import (CheckpointError, TrainingInterrupted, atomic_file, checkpoint_write_error, move_aside,
+                    read_checkpoint, seal_checkpoint)
 from .tasks import labels as task_labels
 
 # cuBLAS is deterministic only with a fixed workspace; torch's deterministic mode refuses matmuls without it.
@@ -47,15 +51,15 @@ BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "block_acc",
                 "med", "med_ref", "weight_norm")
 
 
-def adamw_schedule(cfg: RunConfig) -> torch.Tensor:
-    """[n_steps, 3] float32: per step s, the warm-up multiplier min(s / warmup, 1) and Adam's bias
-    corrections 1 - beta1^(s+1) and sqrt(1 - beta2^(s+1)), computed in float64 like torch's AdamW."""
+def adamw_schedule(cfg: RunConfig, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """[n_steps, 3]: per step s, the warm-up multiplier min(s / warmup, 1) and Adam's bias corrections
+    1 - beta1^(s+1) and sqrt(1 - beta2^(s+1)), computed in float64 like torch's AdamW, stored in dtype."""
     s = torch.arange(cfg.n_steps, dtype=torch.float64)
     mult = torch.clamp(s / cfg.warmup_steps, max=1.0) if cfg.warmup_steps else torch.ones_like(s)
     t = s + 1
     bc1 = 1 - cfg.beta1 ** t
     bc2 = torch.sqrt(1 - cfg.beta2 ** t)
-    return torch.stack([mult, bc1, bc2], -1).float()
+    return torch.stack([mult, bc1, bc2], -1).to(dtype)
 
 
 def recorded_steps(cfg: RunConfig) -> torch.Tensor:
@@ -76,7 +80,6 @@ def estimate_bytes_per_run(cfg: RunConfig) -> int:
     p = 97..379), 1.5x for 64 runs of the MLP, 1.2x at p = 47; below it for a run alone (0.5-0.7x),
     where fixed buffers dominate (bench/results/README.md).
     """
-    from .models import build_model
     N = cfg.p ** 2
     P = build_model(cfg).layout.size
     D, M, p = cfg.d_model, cfg.d_mlp, cfg.p
@@ -147,13 +150,13 @@ def check_batchable(configs: list[RunConfig]):
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
-    """[run, n, p] logits, [run, n] labels -> [run, n] loss per sample (float32)."""
+    """[run, n, p] logits, [run, n] labels -> [run, n] loss per sample, in the logits' dtype."""
     R, n, p = logits.shape
     flat, y = logits.reshape(R * n, p), labels.reshape(R * n)
     if kind == "ce":
         out = F.cross_entropy(flat, y, reduction="none")
     elif kind == "ce64":
-        out = F.cross_entropy(flat.double(), y, reduction="none").float()
+        out = F.cross_entropy(flat.double(), y, reduction="none").to(flat.dtype)
     else:  # mse against one-hot targets, averaged over the p outputs (the README variant)
         out = ((flat - F.one_hot(y, p).to(flat.dtype)) ** 2).mean(-1)
     return out.view(R, n)
@@ -163,12 +166,15 @@ class Trainer:
     """Trains a batch of runs that share p and model shape; any mix of seeds, splits, functions."""
 
     def __init__(self, configs: list[RunConfig], device: torch.device | str | None = None,
-                 cuda_graph: bool | None = None, compile: bool = False, deterministic: bool = True):
+                 cuda_graph: bool | None = None, compile: bool = False, deterministic: bool = True,
+                 dtype: torch.dtype = torch.float32):
         """cuda_graph: capture the step as a CUDA graph (default: on for CUDA devices).
         compile: run the forward and AdamW through torch.compile (an option; off by default).
         deterministic: steps run in torch's deterministic mode, so that the same runs give the same numbers
         on the same device; False only to measure what that costs (bench/speed.py).
         The matmul precision is the configs' own (RunConfig.precision), so it is part of every run's key.
+        dtype: float64 trains the same runs in double precision, for tests whose claim is "the same arithmetic"
+        (runs are stored only from float32 training; the store's keys name float32 runs).
         """
         check_batchable(configs)
         self.configs = list(configs)
@@ -183,13 +189,14 @@ class Trainer:
         self.model = build_model(cfg)
         self.metrics = metric_names(cfg)
         dev = self.device
+        self.dtype = dtype
 
         splits = [make_split(c) for c in configs]
         labels = torch.stack([task_labels(c.fn, c.p) for c in configs]).to(dev)               # [r, N]
         n_train = torch.tensor([len(s.train_idx) for s in splits])
         n_max = -(-int(n_train.max()) // ROW_ALIGN) * ROW_ALIGN     # padded rows weigh 0; see models.linear
         self.train_idx = torch.zeros(R, n_max, dtype=torch.long)
-        self.train_w = torch.zeros(R, n_max)
+        self.train_w = torch.zeros(R, n_max, dtype=dtype)
         for r, s in enumerate(splits):
             n = len(s.train_idx)
             # padding rows (weight 0) spread over the table: (0, 0), (1, 1), ... so that no operand value
@@ -217,25 +224,25 @@ class Trainer:
         # the same membership for the head's rows in their order: train rows, then test rows; padding 0
         rows = torch.cat([self.train_idx.cpu(), self.test_idx.cpu()], 1)
         real = torch.cat([train_real.cpu(), test_real], 1)
-        self.row_parts = (torch.gather(parts, 1, rows[..., None].expand(-1, -1, 4)) * real[..., None]).to(dev)
-        self.part_div = torch.where(counts > 0, counts, math.nan).to(dev)
+        self.row_parts = (torch.gather(parts, 1, rows[..., None].expand(-1, -1, 4)) * real[..., None]).to(dev, dtype)
+        self.part_div = torch.where(counts > 0, counts, math.nan).to(dev, dtype)
 
-        self.flat = torch.stack([self.model.init_params(c) for c in configs]).to(dev).requires_grad_()
-        self.buffers = {k: v.to(dev) for k, v in self.model.buffers(R).items()}
+        self.flat = torch.stack([self.model.init_params(c) for c in configs]).to(dev, dtype).requires_grad_()
+        self.buffers = {k: v.to(dev, dtype) for k, v in self.model.buffers(R).items()}
         self.m = torch.zeros_like(self.flat)
         self.v = torch.zeros_like(self.flat)
-        col = lambda name: torch.tensor([getattr(c, name) for c in configs], dtype=torch.float32, device=dev)[:, None]
+        col = lambda name: torch.tensor([getattr(c, name) for c in configs], dtype=dtype, device=dev)[:, None]
         self.lr, self.wd = col("lr"), col("wd")
         self.step = 0
         self.step_t = torch.zeros((), dtype=torch.long, device=dev)     # the same counter, on the device
-        self.sched = adamw_schedule(cfg).to(dev)                          # [n_steps, 3] float32
+        self.sched = adamw_schedule(cfg, dtype).to(dev)                   # [n_steps, 3]
         self.record_steps = recorded_steps(cfg)
         slot = torch.zeros(cfg.n_steps, dtype=torch.long)
         slot[self.record_steps] = torch.arange(len(self.record_steps))
         self.is_recorded = torch.zeros(cfg.n_steps, dtype=torch.bool)
         self.is_recorded[self.record_steps] = True
         self.slot = slot.to(dev)                                          # step -> history entry
-        self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, device=dev)
+        self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, dtype=dtype, device=dev)
 
         self.use_graph = (self.device.type == "cuda") if cuda_graph is None else bool(cuda_graph)
         if self.use_graph and self.device.type != "cuda":
@@ -269,7 +276,7 @@ class Trainer:
             test_logits = self.model.head(wd, self.model.trunk(wd, *self.test_ij))
             sample_loss = torch.cat([per_sample.detach(), per_sample_loss(test_logits, self.test_labels, cfg.loss)], 1)
             correct = torch.cat([logits.detach().argmax(-1) == self.train_labels,
-                                 test_logits.argmax(-1) == self.test_labels], 1).float()
+                                 test_logits.argmax(-1) == self.test_labels], 1).to(sample_loss.dtype)
             # [r, 2, 4]: per part, sums of loss and correctness (a product here runs as a gemv that walks the
             # rows serially: 4.4 ms per recorded step at p = 379 on an H100)
             LA = (torch.stack([sample_loss, correct], -1)[..., None] * self.row_parts[..., None, :]).sum(1)
@@ -371,6 +378,8 @@ class Trainer:
         """Train until n_steps (or stop_at, or time.time() >= deadline); True when all steps are done.
 
         With ckpt_path, a checkpoint is written every ckpt_every steps and when stopping early.
+        SIGINT or SIGTERM (caught in the main thread, unless ignored) ends the loop after the step in flight,
+        writes a checkpoint at that step and raises TrainingInterrupted; a second signal raises it at once.
         """
         end = self.cfg.n_steps if stop_at is None else min(stop_at, self.cfg.n_steps)
         show = sys.stderr.isatty() if progress is None else progress
@@ -379,25 +388,43 @@ class Trainer:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.cfg.n_steps, initial=self.step, desc=f"{len(self.configs)} run(s) p={self.cfg.p}",
                        unit="step", mininterval=1.0)
-        while self.step < end:
-            self.train_step()
-            if bar is not None and self.step % 50 == 0:
+        caught = []
+
+        def on_signal(signum, frame):
+            if caught:
+                raise TrainingInterrupted(signum, self.step, self.cfg.n_steps, None)
+            caught.append(signum)
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+                    if main_thread and signal.getsignal(s) is not signal.SIG_IGN}
+        try:
+            while self.step < end and not caught:
+                self.train_step()
+                if bar is not None and self.step % 50 == 0:
+                    bar.n = self.step
+                    bar.refresh()
+                if ckpt_path and self.step % ckpt_every == 0 and self.step < self.cfg.n_steps:
+                    self.save_checkpoint(ckpt_path)
+                if deadline is not None and time.time() >= deadline:
+                    break
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+            if bar is not None:
                 bar.n = self.step
-                bar.refresh()
-            if ckpt_path and self.step % ckpt_every == 0 and self.step < self.cfg.n_steps:
-                self.save_checkpoint(ckpt_path)
-            if deadline is not None and time.time() >= deadline:
-                break
-        if bar is not None:
-            bar.n = self.step
-            bar.close()
-        if ckpt_path and not self.done:
+                bar.close()
+        if ckpt_path and (caught or not self.done):
             self.save_checkpoint(ckpt_path)
+        if caught:
+            raise TrainingInterrupted(caught[0], self.step, self.cfg.n_steps, Path(ckpt_path) if ckpt_path else None)
         return self.done
 
     def state_dict(self) -> dict:
-        return {"keys": [c.key() for c in self.configs], "step": self.step, "flat": self.flat.detach().cpu(),
-                "m": self.m.cpu(), "v": self.v.cpu(), "history": self.history[:, :self.n_recorded].cpu()}
+        """The batch's training state, with its configs, so that a later call can rebuild the batch from it alone."""
+        return {"keys": [c.key() for c in self.configs], "configs": [c.to_dict() for c in self.configs],
+                "step": self.step, "flat": self.flat.detach().cpu(), "m": self.m.cpu(), "v": self.v.cpu(),
+                "history": self.history[:, :self.n_recorded].cpu()}
 
     @property
     def n_recorded(self) -> int:
@@ -405,34 +432,66 @@ class Trainer:
         return int(torch.searchsorted(self.record_steps, self.step))
 
     def load_state_dict(self, state: dict):
+        """Check that the state fits this batch in every part, then load it: a misfit raises ValueError
+        before anything of the trainer changes (so it never trains on half a checkpoint)."""
+        fields = {"keys", "configs", "step", "flat", "m", "v", "history"}
+        if set(state) != fields:
+            raise ValueError(f"checkpoint has the fields {sorted(state)}, not {sorted(fields)}")
         if state["keys"] != [c.key() for c in self.configs]:
             raise ValueError("checkpoint belongs to a different set of runs (config keys differ)")
+        if state["configs"] != [c.to_dict() for c in self.configs]:
+            raise ValueError("checkpoint's configs are not the batch's")
+        step = state["step"]
+        if type(step) is not int or not 0 <= step <= self.cfg.n_steps:
+            raise ValueError(f"checkpoint's step {step!r} lies outside 0..{self.cfg.n_steps}")
+        n_recorded = int(torch.searchsorted(self.record_steps, step))
+        shapes = {"flat": self.flat, "m": self.m, "v": self.v,
+                  "history": self.history[:, :n_recorded]}          # width: the metrics; length: recorded by step
+        for name, like in shapes.items():
+            got = state[name]
+            if not isinstance(got, torch.Tensor) or got.shape != like.shape or got.dtype != like.dtype:
+                what = f"{list(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__
+                raise ValueError(f"checkpoint's {name} is {what}; this batch needs {list(like.shape)} {like.dtype}")
         with torch.no_grad():
             self.flat.copy_(state["flat"])
         self.m.copy_(state["m"])
         self.v.copy_(state["v"])
-        self.step = int(state["step"])
+        self.step = step
         self.step_t.fill_(self.step)
         self.history[:, :self.n_recorded] = state["history"].to(self.device)
 
     def save_checkpoint(self, path: str | Path):
-        """Atomic: written to a temporary file, then renamed over the old checkpoint."""
-        with atomic_file(path) as tmp:
-            torch.save(self.state_dict(), tmp)
+        """Atomic (a temporary file renamed over the old checkpoint) and sealed with a sha256 of its bytes;
+        a full disk raises one plain OSError and leaves the previous checkpoint as it was."""
+        try:
+            with atomic_file(path) as tmp:
+                torch.save(self.state_dict(), tmp)
+                seal_checkpoint(tmp)
+        except OSError as err:
+            raise checkpoint_write_error(err, path) from None
 
     def resume(self, path: str | Path) -> bool:
-        """Load a checkpoint if one exists and is readable; a damaged one is ignored (training restarts)."""
+        """Load the checkpoint at path if there is one, its bytes match their seal and it fits this batch (True).
+        One that does not is moved aside with a warning naming it and why, and training starts at step 0 (False)."""
         path = Path(path)
-        if not path.exists():
-            return False
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            self.load_state_dict(state)
-        except Exception as err:  # a damaged checkpoint must never be used
-            import warnings
-            warnings.warn(f"ignoring unreadable checkpoint {path}: {err}")
+            state, inode = read_checkpoint(path)
+        except FileNotFoundError:
             return False
-        return True
+        except CheckpointError as err:
+            problem, inode = f"unreadable checkpoint {path}: {err}", err.inode
+        else:
+            try:
+                self.load_state_dict(state)
+                return True
+            except ValueError as err:
+                problem = f"unusable checkpoint {path}: {err}"
+        aside = move_aside(path, "unusable", inode)
+        if aside is None and path.exists():
+            return self.resume(path)            # replaced by a writer meanwhile: read the new one
+        where = f"moved to {aside.name}" if aside else "someone else moved it"
+        warnings.warn(f"{problem}; {where}, training starts again from step 0")
+        return False
 
     def histories(self) -> list[dict]:
         """Per run: {metric: float32 array [recorded steps done]} plus 'step', the step of each entry."""

@@ -1,7 +1,16 @@
-"""Bad input is refused on construction, with a message naming the parameter, value and what is allowed."""
+"""Bad input is refused on construction, with a message naming the parameter, value and what is allowed;
+values are stored as their field's type, so that a config's key does not depend on how it was spelled."""
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
 import pytest
 
 from grok_core.config import RunConfig
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 @pytest.mark.parametrize("kw,words", [
@@ -52,3 +61,50 @@ def test_batch_key_separates_shapes_but_not_seeds_or_tasks():
     assert a.batch_key() != a.replace(p=13).batch_key()
     assert a.batch_key() != a.replace(embed_init="onehot").batch_key()
     assert a.batch_key() != a.replace(precision="tf32").batch_key()          # one matmul mode per batch
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(RunConfig) if f.type in ("int", "float")])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, True, "3", None])
+def test_numeric_fields_refuse_nonfinite_bools_and_text(name, value):
+    with pytest.raises(ValueError, match=f"^{name}="):
+        RunConfig(**{name: value})
+
+
+@pytest.mark.parametrize("kw,words", [
+    (dict(n_steps=1.5), ["n_steps=1.5", "an integer"]),
+    (dict(use_pos="false"), ["use_pos='false'", "true or false"]),
+    (dict(use_pos=0), ["use_pos=0", "true or false"]),
+    (dict(fn=1), ["fn=1", "a string"]),
+    (dict(lr="1e-3"), ["lr='1e-3'", "write 1.0e-3"]),
+    (dict(wd=-1), ["wd=-1.0", ">= 0"]),
+    (dict(beta2=1), ["beta2=1.0", "[0, 1)"]),
+    (dict(init_seed=2 ** 64), ["init_seed=18446744073709551616", "2**64 - 1"]),
+    (dict(p=2 ** 61 - 1), ["p=2305843009213693951", "2**31 - 1"]),     # a prime, refused before a slow test
+])
+def test_values_of_the_wrong_type_or_range_are_refused(kw, words):
+    with pytest.raises(ValueError) as err:
+        RunConfig(**kw)
+    assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_fields_are_stored_as_their_declared_type_so_equal_configs_share_a_key():
+    c = RunConfig(wd=1, lr=1, n_steps=30000.0, p=97.0, frac_train=0.3)
+    assert c == RunConfig(wd=1.0, lr=1.0) and c.key() == RunConfig(wd=1.0, lr=1.0).key()
+    assert type(c.wd) is float and type(c.n_steps) is int and type(c.p) is int
+    assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))).key() == c.key()
+
+
+def test_stored_runs_keep_their_keys():
+    """Every run of the manifest and every stored ResNet run rebuilds, from its meta.json, to its key."""
+    from grok_core.resnet_train import ResNetConfig
+    with open(RESULTS / "manifest.csv", newline="") as fh:
+        keys = [row["key"] for row in csv.DictReader(fh)]
+    assert len(keys) == 336
+    for key in keys:
+        meta = json.loads((RESULTS / "runs" / key / "meta.json").read_text())
+        assert RunConfig.from_dict(meta["config"]).key() == key == meta["key"]
+    resnet = sorted((RESULTS / "resnet-runs").glob("*/meta.json"))
+    assert resnet
+    for path in resnet:
+        meta = json.loads(path.read_text())
+        assert ResNetConfig.from_dict(meta["config"]).key() == path.parent.name == meta["key"]

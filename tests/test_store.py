@@ -1,6 +1,13 @@
-"""Run store: round trip, atomic entries, corrupt entries detected and recomputed, lookups without training."""
+"""Run store: round trip, atomic entries (the first writer of a key wins), corrupt entries detected and
+recomputed (never an entry being replaced), listings of sound entries only, a read-only store refused
+before training, lookups without training."""
+import errno
 import gc
 import json
+import multiprocessing
+import os
+import shutil
+import time
 import warnings
 import weakref
 
@@ -32,12 +39,108 @@ def test_round_trip_and_metadata(store):
     assert [m["key"] for m in store.list()] == [cfg.key()]
 
 
-def test_put_leaves_no_temporary_files_and_replaces_atomically(store):
+def test_put_leaves_no_temporary_files_and_the_first_entry_stays(store):
+    """An entry never changes once it is there: a second put of its key returns the stored entry."""
     cfg = RunConfig(**SMALL)
     store.put(cfg, fake_history())
-    store.put(cfg, fake_history(3))
-    assert len(store.get(cfg).history["step"]) == 3
+    again = store.put(cfg, fake_history(3))
+    assert len(again.history["step"]) == 6 and len(store.get(cfg).history["step"]) == 6
     assert sorted(p.name for p in store.runs_dir.iterdir()) == [cfg.key()]
+
+
+def test_list_holds_only_sound_entries_and_damaged_names_the_rest(store):
+    a, b = RunConfig(**SMALL), RunConfig(**SMALL, init_seed=1)
+    for c in (a, b):
+        store.put(c, fake_history())
+    for name in (f".tmp-{a.key()}-1-2", f".old-{a.key()}-1-3", f"{a.key()}.corrupt-4", "not-a-key"):
+        shutil.copytree(store.entry(a.key()), store.runs_dir / name)      # leftovers that hold a sound meta.json
+    for key, meta in (("0123456789abcdef", "[1, 2]"), ("fedcba9876543210", json.dumps({"key": "fedcba9876543210"}))):
+        (store.runs_dir / key).mkdir()
+        (store.runs_dir / key / "meta.json").write_text(meta)
+    assert [m["key"] for m in store.list()] == sorted([a.key(), b.key()])
+    assert store.damaged() == [("0123456789abcdef", "meta.json holds a list, not a mapping"),
+                               ("fedcba9876543210", "meta.json has no config")]
+
+
+def test_two_quarantines_of_one_key_in_one_second(store, monkeypatch):
+    monkeypatch.setattr(time, "time", lambda: 1.7e9)
+    cfg = RunConfig(**SMALL)
+    for n in (3, 4):
+        store.put(cfg, fake_history(n))
+        (store.entry(cfg.key()) / "history.npz").write_bytes(b"damaged")
+        with pytest.warns(UserWarning, match="damaged"):
+            assert store.get(cfg) is None
+    assert len(list(store.runs_dir.glob(cfg.key() + ".corrupt-*"))) == 2
+
+
+def test_a_reader_never_moves_aside_an_entry_replaced_while_it_reads(store, monkeypatch):
+    """The reader finds the entry damaged; meanwhile another process moves it aside and stores a sound one.
+    The reader must return the sound one, not take it for the damaged one."""
+    cfg = RunConfig(**SMALL)
+    store.put(cfg, fake_history())
+    d = store.entry(cfg.key())
+    (d / "history.npz").write_bytes(b"damaged")
+    read, replaced = RunStore._read, []
+
+    def read_while_replaced(self, key, *args):
+        try:
+            return read(self, key, *args)
+        finally:
+            if not replaced:
+                replaced.append(os.rename(d, d.with_name(cfg.key() + ".corrupt-elsewhere")))
+                store.put(cfg, fake_history(4))
+    monkeypatch.setattr(RunStore, "_read", read_while_replaced)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = store.get(cfg)
+    assert run is not None and len(run.history["step"]) == 4
+    assert sorted(p.name for p in store.runs_dir.iterdir()) == [cfg.key(), cfg.key() + ".corrupt-elsewhere"]
+
+
+def _hammer(root: str, role: str, n: int) -> list[str]:
+    """n puts or gets of one key; what went wrong (exceptions, warnings), as text."""
+    store, cfg, problems = RunStore(root), RunConfig(**SMALL), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(n):
+            try:
+                run = store.put(cfg, fake_history()) if role == "put" else store.get(cfg)
+                if run is not None and len(run.history["step"]) != 6:
+                    problems.append("a short history")
+            except Exception as err:   # noqa: BLE001 -- every failure is reported
+                problems.append(f"{type(err).__name__}: {err}")
+    return problems + [str(w.message) for w in caught]
+
+
+@pytest.mark.slow
+def test_concurrent_writers_and_readers_of_one_key(tmp_path):
+    """Two processes storing one run over and over while two read it: no error, nothing moved aside, one entry."""
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        problems = pool.starmap(_hammer, [(str(tmp_path), "put", 60)] * 2 + [(str(tmp_path), "get", 150)] * 2)
+    assert problems == [[]] * 4
+    store, cfg = RunStore(tmp_path), RunConfig(**SMALL)
+    assert [p.name for p in store.runs_dir.iterdir()] == [cfg.key()]
+    assert len(store.get(cfg).history["step"]) == 6
+
+
+def test_a_read_only_store_is_refused_before_anything_trains(tmp_path, monkeypatch):
+    root = tmp_path / "read-only"
+    root.mkdir()
+    root.chmod(0o555)
+    monkeypatch.setattr(Trainer, "train_step", lambda self: pytest.fail("trained before finding the store read-only"))
+    if os.access(root, os.W_OK):           # as root permissions do not bind: refuse writing files there instead
+        real_open = os.open
+
+        def refuse(path, *args, **kwargs):
+            if str(path).startswith(str(root)):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+        monkeypatch.setattr(os, "open", refuse)
+    try:
+        with pytest.raises(OSError, match=r"run store at .* is not writable \(.*Permission denied\); nothing was trained"):
+            load_or_train([RunConfig(**SMALL)], store=RunStore(root), device="cpu", progress=False)
+    finally:
+        root.chmod(0o755)
 
 
 @pytest.mark.parametrize("damage", ["truncate_history", "flip_byte", "drop_meta", "bad_json", "wrong_key"])
