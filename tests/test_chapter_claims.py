@@ -25,13 +25,12 @@ from grok_core.runner import load_or_train
 from grok_core.store import REPO_ROOT, RunStore
 
 RECORD = Path(__file__).with_name("paper_claims.json")
-PAPERMILL = Path(sys.executable).with_name("papermill")
 
 
 def papermill(chapter: str, out_dir: Path, profile: str, env: dict):
     """Execute a chapter notebook as the book build does, exporting its claims into env's folder."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(PAPERMILL), "-k", "python3", "--cwd", str(REPO_ROOT / "notebooks"), "--no-progress-bar",
+    cmd = [sys.executable, "-m", "papermill", "-k", "python3", "--cwd", str(REPO_ROOT / "notebooks"), "--no-progress-bar",
            str(REPO_ROOT / "notebooks" / f"{chapter}.ipynb"), str(out_dir / f"{chapter}.ipynb"), "-p", "profile", profile]
     if profile == "paper":
         cmd += ["-p", "train", "False"]
