@@ -51,7 +51,8 @@ from grok_core.models import ONEHOT_MAX_P                                  # noq
 from grok_core.programme import PAPER_RECORD                               # noqa: E402
 from grok_core.runner import batch_label                                   # noqa: E402
 from grok_core.splits import split_sizes                                   # noqa: E402
-from grok_core.train import Trainer, estimate_bytes_per_run, recorded_steps, set_strict_fp32   # noqa: E402
+from grok_core.budget import bytes_per_run  # noqa: E402
+from grok_core.train import Trainer, recorded_steps, set_strict_fp32   # noqa: E402
 
 BASE = RunConfig(p=97, frac_train=0.3, n_layers=1, d_model=128, n_heads=4, n_steps=30000)
 LINES: list[str] = []
@@ -171,7 +172,7 @@ def time_ours(cfg: RunConfig, R: int, dev, n_steps: int = 20, trainer_cls=Traine
            "warmup_s": round(warm, 2)}
     if base is not None:
         out["mem_per_run_MB"] = (torch.cuda.max_memory_allocated() - base) / R / 2 ** 20
-        out["mem_estimate_per_run_MB"] = estimate_bytes_per_run(cfg) / 2 ** 20
+        out["mem_estimate_per_run_MB"] = bytes_per_run(cfg) / 2 ** 20
     del tr
     return out
 
@@ -434,7 +435,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
                "ms_per_run_step_train_only": r["ms_per_run_step_train_only"],
                "ms_per_run_step_mixed": r["ms_per_run_step_mixed"],
                "mem_per_run_MB": r.get("mem_per_run_MB"),
-               "mem_estimate_per_run_MB": estimate_bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
+               "mem_estimate_per_run_MB": bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
                "minutes": secs / 60, "setup_s": r["warmup_s"], "next_compiled_ahead_s": None,
                "chapters": chapters[k]}
         if rate:

@@ -22,7 +22,8 @@ from . import precompile
 from .config import RunConfig
 from .splits import make_split, split_sizes
 from .store import Run, RunStore, code_commit
-from .train import Trainer, default_device, estimate_bytes_per_run, recorded_steps, set_strict_fp32
+from .budget import bytes_per_run
+from .train import Trainer, default_device, recorded_steps, set_strict_fp32
 
 
 def device_name(device: torch.device) -> str:
@@ -72,7 +73,7 @@ def runs_that_fit(cfg: RunConfig, device, share: float = 0.85) -> int | None:
         return None
     free, _total = torch.cuda.mem_get_info(device)
     free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)   # cached by torch, reusable
-    return max(1, int(free * share // estimate_bytes_per_run(cfg)))
+    return max(1, int(free * share // bytes_per_run(cfg)))
 
 
 # A batch pads every run to its largest train and test sets. Measured on an H200 (1 layer, p = 97, compiled,

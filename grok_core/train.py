@@ -68,31 +68,6 @@ def recorded_steps(cfg: RunConfig) -> torch.Tensor:
     return s[(s < cfg.record_dense) | (s % cfg.record_every == 0) | (s == cfg.n_steps - 1)]
 
 
-def estimate_bytes_per_run(cfg: RunConfig) -> int:
-    """Estimate (on the safe side) of the device memory one run of a batch needs while training.
-
-    Parameters with gradient, Adam moments and AdamW temporaries (8 P), the history, and per
-    pair of the p x p table: the trunk's grid tensors kept for backward (about 8 d_model floats,
-    24 more per extra layer), one more for a RowIndex gradient's table, the hidden layer and two
-    p-wide logit tensors of the head; for p <= ONEHOT_MAX_P the RowIndexes' one-hot matrices.
-    Calibrated on an H100 (bench/speed.py prints measured and estimated MB per run side by side):
-    1.5-2.6x the measured peak per run in the programme's batches (8-128 runs, 1-4 layers,
-    p = 97..379), 1.5x for 64 runs of the MLP, 1.2x at p = 47; below it for a run alone (0.5-0.7x),
-    where fixed buffers dominate (bench/results/README.md).
-    """
-    N = cfg.p ** 2
-    P = build_model(cfg).layout.size
-    D, M, p = cfg.d_model, cfg.d_mlp, cfg.p
-    fixed = 8 * P + len(recorded_steps(cfg)) * len(metric_names(cfg))
-    if cfg.model == "mlp":
-        per_pair = 5 * M + 2 * p
-    else:
-        per_pair = D * (9 + 24 * (cfg.n_layers - 1)) + M + 2 * p     # + D: a RowIndex backward's table
-    if p <= ONEHOT_MAX_P:
-        per_pair += 2 * p                                # the two RowIndexes' one-hot matrices (on CUDA)
-    return int((fixed + N * per_pair) * 4)
-
-
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

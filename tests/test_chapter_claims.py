@@ -34,7 +34,8 @@ def papermill(chapter: str, out_dir: Path, profile: str, env: dict):
            str(REPO_ROOT / "notebooks" / f"{chapter}.ipynb"), str(out_dir / f"{chapter}.ipynb"), "-p", "profile", profile]
     if profile == "paper":
         cmd += ["-p", "train", "False"]
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)} | env
+    path = os.pathsep.join([str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env = os.environ | {"PYTHONPATH": path} | env
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -177,9 +177,9 @@ def test_a_run_asked_for_alone_resumes_from_its_batchs_checkpoint(store, monkeyp
     cfgs = [RunConfig(**TINY, init_seed=s) for s in range(2)]
     half_trained(store.checkpoint_path(cfgs), cfgs, step=5)
     steps = count_steps(monkeypatch)
-    [second] = load_or_train([cfgs[1]], store=store, progress=False)
+    [second] = load_or_train([cfgs[1]], store=store, progress=False, device="cpu")    # where half_trained ran
     assert steps == list(range(5, 12)) and store.get(cfgs[0]) is not None     # the batch is finished whole
     monkeypatch.undo()
-    fresh = load_or_train(cfgs, store=RunStore(tmp_path / "fresh"), progress=False)
+    fresh = load_or_train(cfgs, store=RunStore(tmp_path / "fresh"), progress=False, device="cpu")
     for k, v in fresh[1].history.items():
         np.testing.assert_array_equal(second.history[k], v, err_msg=k)

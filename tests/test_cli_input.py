@@ -12,7 +12,7 @@ from grok_core.cli import main
 from grok_core.config import RunConfig
 from grok_core.models import build_model
 from grok_core.store import RunStore
-from grok_core.train import estimate_bytes_per_run, recorded_steps
+from grok_core.train import recorded_steps
 
 REPO = Path(__file__).resolve().parents[1]
 # Bad values come after these, so that code which accepted them would train a tiny run, not the default one.
@@ -136,7 +136,7 @@ def test_equal_values_spelled_differently_train_one_run(tmp_path, capsys):
 
 
 def test_budget_arithmetic_matches_what_it_stands_for():
-    """budget's counts equal the model layout, recorded_steps, estimate_bytes_per_run and bench/speed.py's
+    """budget's counts equal the model layout, recorded_steps and bench/speed.py's
     per_sample_flops, which build tensors or loop over layers."""
     spec = importlib.util.spec_from_file_location("bench_speed", REPO / "bench" / "speed.py")
     speed = importlib.util.module_from_spec(spec)
@@ -148,5 +148,4 @@ def test_budget_arithmetic_matches_what_it_stands_for():
                       record_every=every, n_steps=n, d_model=32, n_heads=4)
         assert budget.n_params(c) == build_model(c).layout.size
         assert budget.n_recorded(c) == len(recorded_steps(c))
-        assert budget.bytes_per_run(c) == estimate_bytes_per_run(c)
         assert budget.pair_flops(c) == speed.per_sample_flops(c)

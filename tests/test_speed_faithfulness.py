@@ -15,7 +15,8 @@ import torch
 
 from grok_core.config import RunConfig
 from grok_core.runner import _partition, batch_cost, plan, runs_that_fit
-from grok_core.train import Trainer, adamw_schedule, estimate_bytes_per_run
+from grok_core.budget import bytes_per_run
+from grok_core.train import Trainer, adamw_schedule
 
 SMALL = RunConfig(p=23, d_model=32, n_heads=4, frac_train=0.4, n_steps=100, init_seed=5, split_seed=5)
 TOL = 1e-10
@@ -148,7 +149,7 @@ def test_planning_fills_batches_evenly_and_keeps_train_shares_apart():
     assert batch_cost(mixed) > sum(map(batch_cost, batches))
     assert runs_that_fit(SMALL, "cpu") is None
     big, small = RunConfig(p=379), RunConfig(p=97)
-    assert estimate_bytes_per_run(big) > 10 * estimate_bytes_per_run(small)
+    assert bytes_per_run(big) > 10 * bytes_per_run(small)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
