@@ -106,19 +106,28 @@ def _seed_text(seeds) -> str:
     return ", ".join(map(str, seeds))
 
 
+def _seeds_of(runs) -> str:
+    splits = sorted({r.config.split_seed for r in runs})
+    return (f"init seeds {_seed_text(r.config.init_seed for r in runs)} × "
+            f"split seed{'s' if len(splits) > 1 else ''} {_seed_text(splits)}")
+
+
 def runs_caption(groups: dict, label=str, max_keys: int = 4) -> str:
     """Caption text naming, for each group, its init and split seeds, and the config hashes of its runs
-    where there are at most max_keys (else their count; the chapter's Runs section lists them all)."""
+    where there are at most max_keys (else their count; the chapter's Runs section lists them all).
+    Groups too large for hashes that share their seeds get one line for all, not one each."""
+    seeds = {name: (_seeds_of(runs), len(runs)) for name, runs in groups.items()}
+    shared = set(seeds.values())
+    if len(groups) > 1 and len(shared) == 1 and next(iter(shared))[1] > max_keys:
+        text, n = next(iter(shared))
+        return f"Every setting: {text}; {n} runs each."
     parts = []
     for name, runs in groups.items():
-        seeds = _seed_text(r.config.init_seed for r in runs)
-        splits = sorted({r.config.split_seed for r in runs})
-        split_text = f"split seed{'s' if len(splits) > 1 else ''} {_seed_text(splits)}"
         if len(runs) <= max_keys:
             keys = "config hashes " + ", ".join(f"`{r.key}`" for r in runs)
         else:
             keys = f"{len(runs)} runs"
-        parts.append(f"{label(name)}: init seeds {seeds} × {split_text}; {keys}")
+        parts.append(f"{label(name)}: {seeds[name][0]}; {keys}")
     return "; ".join(parts) + "."
 
 

@@ -124,3 +124,19 @@ def test_peak_and_fall_finds_the_rise_and_the_half_way_fall():
     assert abs(half - (2000 + 1000 * np.log(2))) <= 60                                          # 11 -> 6 after ln 2 time constants
     rising = steps / 1000.0                                                                     # never falls after its peak
     assert peak_and_fall(rising, steps)[1] is None
+
+
+def test_captions_name_shared_seeds_once():
+    from types import SimpleNamespace
+
+    from grok_core.plotting import runs_caption
+
+    def runs(n, split_seeds=(0, 1)):
+        return [SimpleNamespace(key=f"k{i}{s}", config=SimpleNamespace(init_seed=i, split_seed=s))
+                for s in split_seeds for i in range(n)]
+    big = {"a": runs(4), "b": runs(4)}
+    assert runs_caption(big) == "Every setting: init seeds 0–3 × split seeds 0, 1; 8 runs each."
+    mixed = {"a": runs(4), "b": runs(3)}
+    assert runs_caption(mixed).count("init seeds") == 2 and "6 runs" in runs_caption(mixed)
+    small = {"a": runs(1, (0,)), "b": runs(1, (0,))}
+    assert runs_caption(small).count("config hashes") == 2          # few runs: their hashes, per setting

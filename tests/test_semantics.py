@@ -8,10 +8,14 @@ fingerprint recorded. Float64 keeps the hash the same on every CPU: machines dif
 (the order of sums; 100 steps alone and batched differ by 3e-16), so a value crosses a rounding boundary of
 6 digits with odds of ~1e-15 / 1e-6 = 1e-9, about 1e-5 for the ~10,000 values. A mere reordering of float32
 sums, which moves float32 training but not these 6 digits, is not a semantics change.
+The initial weights come from torch.randn, whose float32 values depend on torch's CPU kernels: the same
+with AVX2 and AVX-512 (ATEN_CPU_CAPABILITY=avx2 gives this hash too), 4e-7 apart with the scalar ones
+(ATEN_CPU_CAPABILITY=default), where the hash differs; so the test runs where torch uses AVX2 or AVX-512.
 """
 import hashlib
 
 import numpy as np
+import pytest
 import torch
 
 from grok_core.config import SEMANTICS_FINGERPRINT, SEMANTICS_VERSION, RunConfig
@@ -33,6 +37,8 @@ def fingerprint(kinds=KINDS) -> str:
     return h.hexdigest()[:16]
 
 
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="torch's scalar CPU kernels draw other initial weights (see the module docstring)")
 def test_training_semantics_match_the_recorded_fingerprint():
     got = fingerprint()
     assert got == SEMANTICS_FINGERPRINT, (
