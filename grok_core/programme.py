@@ -297,6 +297,7 @@ def main(argv=None):
         for b in batches:
             print(f"  {len(b):4d} x {batch_label(b)}: cost {batch_cost(b):.2f}")
         return 0
+    store.check_writable()                                           # before any batch trains, not after the first
     if args.claims:
         batches = claimed(batches, Path(args.claims))                  # plan's order: most expensive first
     for b in precompiled(batches, device, args.compile):

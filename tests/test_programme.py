@@ -105,3 +105,14 @@ def test_step_aware_helpers():
     assert steps_to_threshold(x, 15, steps) == 20 and steps_to_threshold(x, 15) == 4
     g = on_grid({"step": steps, "v": x}, 10)
     assert list(g["step"]) == [0, 10, 20, 30]
+
+
+def test_the_runner_checks_the_store_is_writable_before_training(tmp_path, monkeypatch):
+    from grok_core import programme
+    from grok_core.store import RunStore
+
+    monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "store"))
+    monkeypatch.setattr(programme, "train_batch", lambda *a, **k: pytest.fail("trained before checking the store"))
+    monkeypatch.setattr(RunStore, "check_writable", lambda self: (_ for _ in ()).throw(OSError("not writable")))
+    with pytest.raises(OSError, match="not writable"):
+        programme.main(["run", "--chapters", "fig5_med_primes"])
