@@ -177,6 +177,14 @@ def correlation(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"pearson": float(stats.pearsonr(x, y)[0]), "spearman": float(stats.spearmanr(x, y)[0])}
 
 
+def group_runs(runs, by) -> dict:
+    """Runs grouped by `by(run.config)` (first-seen order): {group value: [Run, ...]}."""
+    out = {}
+    for r in runs:
+        out.setdefault(by(r.config), []).append(r)
+    return out
+
+
 def stack(runs, key: str) -> np.ndarray:
     """[run, step] array of one history entry over runs of equal length."""
     arrays = [np.asarray(r.history[key], dtype=np.float64) for r in runs]

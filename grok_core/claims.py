@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Table1Rules, correlation, on_grid, peak_and_fall, steps_to_threshold, table1_metrics
+from .analysis import (Table1Rules, correlation, group_runs, on_grid, peak_and_fall, steps_to_threshold,
+                       table1_metrics)
 from .programme import appendix_setting
 from .store import REPO_ROOT
 
@@ -54,13 +55,6 @@ def run_facts(run) -> dict:
             "late_train_acc": float(np.mean(h["train_acc"][late])), "late_test_acc": float(np.mean(h["test_acc"][late]))}
 
 
-def _grouped(runs, by) -> dict:
-    out: dict = {}
-    for r in runs:
-        out.setdefault(by(r.config), []).append(r)
-    return out
-
-
 def _mean(values) -> float:
     got = [v for v in values if v is not None]
     return float(np.mean(got)) if got else math.nan
@@ -68,7 +62,7 @@ def _mean(values) -> float:
 
 def fig20(S: dict, runs) -> list[dict]:
     """Per train share and initialisation: steps to 95 % test accuracy, and their mean over the normal one's."""
-    groups = _grouped(runs, lambda c: (c.frac_train, c.embed_init))
+    groups = group_runs(runs, lambda c: (c.frac_train, c.embed_init))
     out = []
     for frac in S["fracs"]:
         normal = _mean(run_facts(r)["test_acc_95_at"] for r in groups.get((frac, "normal"), []))
@@ -83,7 +77,7 @@ def fig2(S: dict, runs) -> list[dict]:
     """Per depth: fluctuation of the test accuracy after memorisation (accuracy points per grid step, on a
     uniform grid of record_every steps), steps to 95 % test accuracy, final MED over initial MED."""
     out = []
-    for d, rs in _grouped(runs, lambda c: c.n_layers).items():
+    for d, rs in group_runs(runs, lambda c: c.n_layers).items():
         flucts = []
         for r in rs:
             h = on_grid(r.history, S["record_every"])
@@ -98,7 +92,7 @@ def fig2(S: dict, runs) -> list[dict]:
 def fig4(S: dict, runs) -> list[dict]:
     """Per train share: test accuracy over the last 10 % of the steps, and the test pairs it answers."""
     out = []
-    for frac, rs in _grouped(runs, lambda c: c.frac_train).items():
+    for frac, rs in group_runs(runs, lambda c: c.frac_train).items():
         p = rs[0].config.p
         n_test = p * p - int(frac * p * p)
         acc = [run_facts(r)["late_test_acc"] for r in rs]
@@ -111,7 +105,7 @@ def fig5(S: dict, runs) -> list[dict]:
     accuracy, and where MED and log10 test loss peak and come half way down (peak_and_fall)."""
     out = []
     window = max(1, min(500, S["n_steps"] // 20))
-    for q, rs in _grouped(runs, lambda c: c.p).items():
+    for q, rs in group_runs(runs, lambda c: c.p).items():
         grids = [on_grid(r.history, S["record_every"]) for r in rs]
         c_test = [correlation(h["med"], h["test_loss"]) for h in grids]
         c_train = [correlation(h["med"], h["train_loss"]) for h in grids]
@@ -128,7 +122,7 @@ def fig5(S: dict, runs) -> list[dict]:
 
 def figs12_19(S: dict, runs) -> list[dict]:
     """Per appendix figure: MED's Pearson correlation with the test loss, late train and test accuracy."""
-    by_setting = _grouped(runs, lambda c: (c.fn, c.d_model, c.frac_train))
+    by_setting = group_runs(runs, lambda c: (c.fn, c.d_model, c.frac_train))
     out = []
     for f in S["figures"]:
         fn, width, frac = appendix_setting(S, f)
@@ -145,7 +139,7 @@ def figs12_19(S: dict, runs) -> list[dict]:
 def table1(S: dict, runs, rules: Table1Rules = Table1Rules()) -> list[dict]:
     """Per split setting (and operand offset): U-Acc, L-Acc and GO-Epoch of every run by Table 1's rules."""
     out = []
-    for (split, param, offset), rs in _grouped(runs, lambda c: (c.split, c.split_param, c.operand_offset)).items():
+    for (split, param, offset), rs in group_runs(runs, lambda c: (c.split, c.split_param, c.operand_offset)).items():
         res = [table1_metrics(r.history["test_acc"], r.history["train_acc"], rules, steps=r.history["step"]) for r in rs]
         out.append({"split": split, "param": param, "offset": offset, "u_acc": [x.u_acc for x in res],
                     "l_acc": [x.l_acc for x in res], "go_epoch": [x.go_epoch for x in res],

@@ -7,8 +7,6 @@ No numbers are computed here beyond means and spreads of what is passed in.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
@@ -89,14 +87,6 @@ def plot_runs(ax, runs, key: str, color=None, label: str | None = None, scale: f
             lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
         ax.fill_between(x, lo[sl], hi[sl], color=line.get_color(), alpha=0.18, lw=0)
     return line
-
-
-def group_runs(runs, by) -> "OrderedDict":
-    """Runs grouped by `by(run.config)` (first-seen order): {group value: [Run, ...]}."""
-    out = OrderedDict()
-    for r in runs:
-        out.setdefault(by(r.config), []).append(r)
-    return out
 
 
 def _seed_text(seeds) -> str:

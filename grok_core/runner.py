@@ -19,10 +19,10 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from . import precompile
+from .budget import bytes_per_run
 from .config import RunConfig
 from .splits import make_split, split_sizes
 from .store import Run, RunStore, code_commit
-from .budget import bytes_per_run
 from .train import Trainer, default_device, recorded_steps, set_strict_fp32
 
 

@@ -404,7 +404,10 @@ class Trainer:
     @property
     def n_recorded(self) -> int:
         """History entries filled so far (recorded steps before self.step)."""
-        return int(torch.searchsorted(self.record_steps, self.step))
+        return self._recorded_before(self.step)
+
+    def _recorded_before(self, step: int) -> int:
+        return int(torch.searchsorted(self.record_steps, step))
 
     def load_state_dict(self, state: dict):
         """Check that the state fits this batch in every part, then load it: a misfit raises ValueError
@@ -419,9 +422,8 @@ class Trainer:
         step = state["step"]
         if type(step) is not int or not 0 <= step <= self.cfg.n_steps:
             raise ValueError(f"checkpoint's step {step!r} lies outside 0..{self.cfg.n_steps}")
-        n_recorded = int(torch.searchsorted(self.record_steps, step))
         shapes = {"flat": self.flat, "m": self.m, "v": self.v,
-                  "history": self.history[:, :n_recorded]}          # width: the metrics; length: recorded by step
+                  "history": self.history[:, :self._recorded_before(step)]}          # width: the metrics; length: recorded by step
         for name, like in shapes.items():
             got = state[name]
             if not isinstance(got, torch.Tensor) or got.shape != like.shape or got.dtype != like.dtype:
