@@ -10,9 +10,11 @@ import os
 import torch
 
 from .config import RunConfig
-from .models import ONEHOT_MAX_P
+from .kernels import ONEHOT_MAX_P
+from .models import model_class
 from .splits import split_sizes
-from .train import default_device, metric_names
+from .devices import default_device
+from .train import metric_names
 
 MAX_HOURS = 24.0
 # The Trainer's per-step tables, for the whole batch: AdamW schedule (12 bytes), step -> history slot (8),
@@ -51,12 +53,8 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def n_params(cfg: RunConfig) -> int:
-    """Trainable parameters of one run: the layout models.build_model would lay out, counted."""
-    D, M, p, L = cfg.d_model, cfg.d_mlp, cfg.p, cfg.n_layers
-    embed = 0 if cfg.embed_init == "onehot" else cfg.d_vocab * D
-    if cfg.model == "mlp":
-        return embed + 3 * D * M + M + M * M + M + M * p + p
-    return embed + 3 * D * cfg.use_pos + L * (4 * D * D + 2 * D * M + M + D) + D * p
+    """Trainable parameters of one run, counted from the model's declared shapes (no tensor is built)."""
+    return model_class(cfg.model).n_params(cfg)
 
 
 def n_recorded(cfg: RunConfig) -> int:
@@ -79,29 +77,17 @@ def bytes_per_run(cfg: RunConfig) -> int:
     programme's batches (8-128 runs, 1-4 layers, p = 97..379), 1.5x for 64 runs of the MLP, 1.2x at p = 47;
     below it for a run alone (0.5-0.7x), where fixed buffers dominate (bench/results/README.md).
     """
-    D, M, p = cfg.d_model, cfg.d_mlp, cfg.p
+    p = cfg.p
     fixed = 8 * n_params(cfg) + n_recorded(cfg) * len(metric_names(cfg))
-    if cfg.model == "mlp":
-        per_pair = 5 * M + 2 * p
-    else:
-        per_pair = D * (9 + 24 * (cfg.n_layers - 1)) + M + 2 * p
+    per_pair = model_class(cfg.model).words_per_pair(cfg)
     if p <= ONEHOT_MAX_P:
         per_pair += 2 * p
     return int((fixed + p * p * per_pair) * 4)
 
 
 def pair_flops(cfg: RunConfig) -> int:
-    """Forward FLOPs per (i, j) pair: bench/speed.py's per_sample_flops in closed form (the '=' position,
-    and position 1 below the last layer; work on one token only is shared and left out)."""
-    D, M, H, p, L = cfg.d_model, cfg.d_mlp, cfg.n_heads, cfg.p, cfg.n_layers
-    if cfg.model == "mlp":
-        return 2 * M * M + 2 * M * p + 2 * M
-    if L == 1:
-        trunk = 6 * H * D + 4 * D * M
-    else:
-        first, middle, last = 10 * H * D + 8 * D * M, 16 * D * D + 20 * D + 8 * D * M, 12 * D * D + 12 * D + 4 * D * M
-        trunk = first + (L - 2) * middle + last
-    return trunk + 2 * D * p
+    """Forward FLOPs per (i, j) pair, as the model declares them (bench/speed.py's per_sample_flops in closed form)."""
+    return model_class(cfg.model).pair_flops(cfg)
 
 
 def run_step_flops(cfg: RunConfig) -> float:

@@ -13,7 +13,10 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .tasks import FUNCTIONS
+from .losses import LOSSES
+from .measures import MEASURES
+from .tasks import FUNCTIONS, LABEL_TRANSFORMS
+from .updates import GRAD_TRANSFORMS, OPTIMISERS, PARAM_MASKS
 
 # Bump when the training semantics change (same config, different numbers): old store entries
 # then stop matching instead of being silently reused. The fingerprint is a hash of short float64
@@ -25,13 +28,13 @@ SPLITS = ("random", "square", "strip")
 MODELS = ("transformer", "mlp")
 ACTIVATIONS = ("relu", "gelu")
 EMBED_INITS = ("normal", "toeplitz", "circulant", "onehot")
-LOSSES = ("ce", "ce64", "mse")
 PRECISIONS = ("fp32", "tf32")
+SNAPSHOT_DTYPES = ("float32", "float16")
 
 # Fields that may differ between runs trained together in one batch; everything else fixes
 # the shapes or the optimiser and must be shared.
 PER_RUN_FIELDS = ("fn", "split", "split_param", "frac_train", "split_seed", "init_seed",
-                  "embed_init", "lr", "wd")
+                  "embed_init", "lr", "wd", "output_scale", "label_transform", "param_mask")
 
 # Beyond any device's memory (the p*p table), and it keeps the primality test below fast.
 P_MAX = 2 ** 31 - 1
@@ -98,8 +101,10 @@ class HashedConfig:
     """to_dict / from_dict / replace / key for the frozen config dataclasses (RunConfig, ResNetConfig).
 
     key() hashes the full resolved config together with key_tags(): the training-semantics version
-    and whatever else tells one kind of run from another.
+    and whatever else tells one kind of run from another. Fields named in LATER_FIELDS (added after runs
+    were first stored) enter the hash only when set away from their defaults, so those runs keep their keys.
     """
+    LATER_FIELDS: tuple[str, ...] = ()
 
     def key_tags(self) -> dict:
         raise NotImplementedError
@@ -126,7 +131,11 @@ class HashedConfig:
 
     def key(self) -> str:
         """Hash of the full resolved config plus the training-semantics version."""
-        blob = json.dumps({**self.key_tags(), **self.to_dict()}, sort_keys=True)
+        d = self.to_dict()
+        for f in dataclasses.fields(self):
+            if f.name in self.LATER_FIELDS and d[f.name] == f.default:
+                del d[f.name]
+        blob = json.dumps({**self.key_tags(), **d}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -170,6 +179,20 @@ class RunConfig(HashedConfig):
     record_every: int = 1
     # numerics: fp32 is strict float32; tf32 lets CUDA matmuls use TF32 (faster, other numbers; CUDA only)
     precision: str = "fp32"
+    # the training step's extension points (grok_core.updates, grok_core.tasks), today's members only
+    optimizer: str = "adamw"       # see grok_core.updates.OPTIMISERS
+    grad_transform: str = "none"   # applied to each run's gradient before the update (updates.GRAD_TRANSFORMS)
+    param_mask: str = "none"       # a frozen 0/1 mask per run over its parameters (updates.PARAM_MASKS)
+    output_scale: float = 1.0      # the logits are multiplied by it (the lazy/rich scale alpha)
+    label_transform: str = "none"  # applied to the train labels at the data layer (tasks.LABEL_TRANSFORMS)
+    # what is recorded besides the default measures: more registry measures (comma-separated names of
+    # grok_core.measures.MEASURES) and `snapshots` log-spaced weight snapshots stored with the run
+    measures: str = ""
+    snapshots: int = 0
+    snapshot_dtype: str = "float32"   # float32 | float16
+
+    LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
+                    "measures", "snapshots", "snapshot_dtype")
 
     def __post_init__(self):
         self._store_declared_types()
@@ -182,6 +205,15 @@ class RunConfig(HashedConfig):
         _allowed("embed_init", self.embed_init, EMBED_INITS)
         _allowed("loss", self.loss, LOSSES)
         _allowed("precision", self.precision, PRECISIONS)
+        _allowed("optimizer", self.optimizer, tuple(OPTIMISERS))
+        _allowed("grad_transform", self.grad_transform, tuple(GRAD_TRANSFORMS))
+        _allowed("param_mask", self.param_mask, tuple(PARAM_MASKS))
+        _allowed("label_transform", self.label_transform, tuple(LABEL_TRANSFORMS))
+        _allowed("snapshot_dtype", self.snapshot_dtype, SNAPSHOT_DTYPES)
+        for name in self.extra_measures:
+            _allowed("measures", name, tuple(m for m, spec in MEASURES.items() if not spec.default))
+        if not math.isfinite(self.output_scale) or self.output_scale <= 0:
+            raise ValueError(f"output_scale={self.output_scale!r} is not allowed; it must be > 0")
         if not 0 < self.frac_train < 1:
             raise ValueError(f"frac_train={self.frac_train!r} is not allowed; it must lie in the open interval (0, 1)")
         if int(self.frac_train * self.p * self.p) < 1:
@@ -193,7 +225,7 @@ class RunConfig(HashedConfig):
             name = "k" if self.split == "square" else "t"
             raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
                              f"it must lie in 0..p-2 = 0..{self.p - 2}")
-        for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd"):
+        for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd", "snapshots"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
         for name in ("n_layers", "d_model", "n_heads", "n_steps", "record_every"):
@@ -216,6 +248,11 @@ class RunConfig(HashedConfig):
         if self.embed_init in ("toeplitz", "circulant") and self.d_vocab > self.d_model:
             raise ValueError(f"embed_init={self.embed_init!r} needs d_vocab <= d_model, but d_vocab={self.d_vocab} "
                              f"(p + operand_offset + 1) > d_model={self.d_model}")
+
+    @property
+    def extra_measures(self) -> tuple[str, ...]:
+        """The measures field as names (recorded after the default ones, in this order)."""
+        return tuple(m.strip() for m in self.measures.split(",") if m.strip())
 
     @property
     def d_vocab(self) -> int:

@@ -1,10 +1,15 @@
-"""Progress measures, each batched over a leading run axis: MED variants and the weight norm.
+"""Progress measures, each batched over a leading run axis, and the registry the trainer records from.
 
-MED (Definition 4.2) is the mean Euclidean distance between the embeddings of consecutive
-operand tokens, cyclic (p differences). The paper's figures plot the sum (no 1/p); the released
-code instead averages p-2 differences (tokens 0..p-2, no wrap-around), kept as `med_reference`.
+A measure is one function of a MeasureContext (a batch's weights and its per-part losses and
+accuracies at one step) returning one value per run; MEASURES maps its name to it. MED (Definition
+4.2) is the mean Euclidean distance between the embeddings of consecutive operand tokens, cyclic
+(p differences). The paper's figures plot the sum (no 1/p); the released code instead averages p-2
+differences (tokens 0..p-2, no wrap-around), kept as `med_reference`.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -49,3 +54,97 @@ def med_reference(W_E: torch.Tensor, p: int, operand_offset: int = 0, normalize:
 def weight_norm(flat_params: torch.Tensor) -> torch.Tensor:
     """L2 norm of all trainable parameters of each run, [run, n_params] -> [run]."""
     return flat_params.norm(dim=-1)
+
+
+# -- the registry -------------------------------------------------------------------------------------------
+PARTS = ("train", "test", "block", "leftover")      # the columns of MeasureContext.losses / .accuracies
+
+
+@dataclass
+class MeasureContext:
+    """What a measure may read at a recorded step: the runs' configs' shared settings, the model, its weights
+    (named views [run, ...], detached), the flat parameters [run, n_params], and per run the mean loss and
+    accuracy over each of PARTS ([run, 4]; NaN for an empty part)."""
+    cfg: object
+    model: object
+    w: dict
+    flat: torch.Tensor
+    losses: torch.Tensor
+    accuracies: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Measure:
+    """fn(ctx) -> [run]. default: recorded for every run; else only for runs whose config names it
+    (RunConfig.measures). per_model: recorded only for models that list it in their `measures`."""
+    fn: Callable[[MeasureContext], torch.Tensor]
+    default: bool = True
+    per_model: bool = False
+
+
+MEASURES: dict[str, Measure] = {}
+
+
+def register(name: str, default: bool = True, per_model: bool = False):
+    """Decorator: add fn to MEASURES under name; the history records measures in registration order."""
+    def add(fn):
+        if name in MEASURES:
+            raise ValueError(f"measure {name!r} is registered twice")
+        MEASURES[name] = Measure(fn, default, per_model)
+        return fn
+    return add
+
+
+@register("train_loss")
+def _train_loss(ctx):
+    return ctx.losses[:, 0]
+
+
+@register("test_loss")
+def _test_loss(ctx):
+    return ctx.losses[:, 1]
+
+
+@register("train_acc")
+def _train_acc(ctx):
+    return ctx.accuracies[:, 0]
+
+
+@register("test_acc")
+def _test_acc(ctx):
+    return ctx.accuracies[:, 1]
+
+
+@register("block_acc")
+def _block_acc(ctx):
+    """Accuracy on the held-out block of a square or strip split (NaN for a random split)."""
+    return ctx.accuracies[:, 2]
+
+
+@register("leftover_acc")
+def _leftover_acc(ctx):
+    """Accuracy on the test pairs outside the block."""
+    return ctx.accuracies[:, 3]
+
+
+@register("med")
+def _med(ctx):
+    return med(ctx.w["W_E"], ctx.cfg.p)
+
+
+@register("med_ref")
+def _med_ref(ctx):
+    return med_reference(ctx.w["W_E"], ctx.cfg.p, ctx.cfg.operand_offset)
+
+
+@register("weight_norm")
+def _weight_norm(ctx):
+    return weight_norm(ctx.flat)
+
+
+@register("med_hidden", per_model=True)
+def _med_hidden(ctx):
+    """Hidden-layer MED (the released README's variant for the MLP): cyclic MED of act(hidden1) on (i, i)."""
+    W_E = ctx.w["W_E"]
+    diag = torch.arange(ctx.cfg.p, device=W_E.device).expand(W_E.shape[0], -1)
+    return cyclic_med(ctx.model.act(ctx.model.trunk(ctx.w, diag, diag)))

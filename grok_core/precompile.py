@@ -41,7 +41,8 @@ def start(configs: list[RunConfig], device, log: str | os.PathLike | None = None
 
 
 def main(argv: list[str]) -> int:
-    from .train import Trainer, set_strict_fp32
+    from .devices import set_strict_fp32
+    from .train import Trainer
     path, device = argv
     try:
         configs = [RunConfig.from_dict(d) for d in json.loads(Path(path).read_text())]

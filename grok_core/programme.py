@@ -271,7 +271,7 @@ def main(argv=None):
                          "next batch no other has claimed (one file per batch in DIR; use a new DIR per launch)")
     args = ap.parse_args(argv)
     from .store import RunStore
-    from .train import default_device
+    from .devices import default_device
     store = RunStore()
     if args.action == "manifest":                                    # every chapter's runs, whatever --chapters says
         path = store.root / "manifest.csv"

@@ -23,13 +23,8 @@ from .budget import bytes_per_run
 from .config import RunConfig
 from .splits import make_split, split_sizes
 from .store import Run, RunStore, code_commit
-from .train import Trainer, default_device, recorded_steps, set_strict_fp32
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+from .devices import default_device, device_name, set_strict_fp32
+from .train import Trainer, recorded_steps
 
 
 def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_every: int = 1000,

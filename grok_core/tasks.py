@@ -52,3 +52,8 @@ def tokens(p: int, operand_offset: int = 0) -> torch.Tensor:
     i, j = operands(p)
     eq = torch.full_like(i, p + operand_offset)
     return torch.stack([i, j + operand_offset, eq], dim=1)
+
+
+# Label transforms at the data layer (RunConfig.label_transform): name -> fn(labels [n_train] of a run's
+# train rows in split order, cfg) -> the labels it trains on; test labels stay the task's. "none" is the task.
+LABEL_TRANSFORMS = {"none": None}

@@ -27,7 +27,7 @@ def untouched(t: Trainer) -> bool:
     """The trainer is as built: step 0, initial weights, zero moments, empty history."""
     fresh = Trainer(t.configs, "cpu")
     return (t.step == 0 and t.step_t.item() == 0 and torch.equal(t.flat.detach(), fresh.flat.detach())
-            and not t.m.any() and not t.v.any() and bool(t.history.isnan().all()))
+            and not t.optimizer.m.any() and not t.optimizer.v.any() and bool(t.history.isnan().all()))
 
 
 def test_every_sampled_bit_flip_is_refused(tmp_path):

@@ -1,44 +1,27 @@
-"""Models: parameter counts, the grid forward against a plain 3-position forward, run independence."""
+"""Models: parameter counts, the fast forward against the plain reference forward, run independence."""
 import math
 
 import pytest
 import torch
 
 from grok_core.config import RunConfig
-from grok_core.models import RowIndex, build_model, linear, row_chunks, take, take_all
-from grok_core.tasks import tokens
-
-
-def naive_transformer_logits(cfg, w, r=0):
-    """Spec section 3.3 written out directly, on [N, 3] token sequences, for one run."""
-    toks = tokens(cfg.p, cfg.operand_offset)
-    x = w["W_E"][r][toks].double()                                    # [N, 3, d]
-    if cfg.use_pos:
-        x = x + w["W_pos"][r].double()
-    mask = torch.triu(torch.ones(3, 3, dtype=torch.bool), 1)
-    act = torch.relu if cfg.act == "relu" else torch.nn.functional.gelu
-    for l in range(cfg.n_layers):
-        g = lambda n: w[f"{l}.{n}"][r].double()
-        q = torch.einsum("npd,hde->nhpe", x, g("W_Q"))
-        k = torch.einsum("npd,hde->nhpe", x, g("W_K"))
-        v = torch.einsum("npd,hde->nhpe", x, g("W_V"))
-        scores = torch.einsum("nhqe,nhke->nhqk", q, k).masked_fill(mask, -1e10) / math.sqrt(q.shape[-1])
-        z = torch.einsum("nhqk,nhke->nhqe", scores.softmax(-1), v)
-        x = x + torch.einsum("nhqe,hed->nqd", z, g("W_O"))
-        x = x + act(x @ g("W_in") + g("b_in")) @ g("W_out") + g("b_out")
-    return x[:, 2] @ w["W_U"][r].double()
+from grok_core.measures import MEASURES, MeasureContext
+from grok_core.kernels import RowIndex, linear, row_chunks, take, take_all
+from grok_core.models import build_model, model_class
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(n_layers=2), dict(n_layers=3, act="gelu"), dict(use_pos=False),
-                                dict(operand_offset=5, n_layers=2), dict(embed_init="onehot", d_model=32)])
-def test_grid_forward_equals_plain_forward(kw):
+                                dict(operand_offset=5, n_layers=2), dict(embed_init="onehot", d_model=32),
+                                dict(model="mlp", d_mlp=24), dict(model="mlp", operand_offset=3, act="gelu")])
+def test_fast_forward_equals_reference_forward(kw):
+    """The factorised forward training uses is the paper's forward (models/*.reference_logits), in float64."""
     cfg = RunConfig(p=11, d_model=kw.pop("d_model", 16), n_heads=4, **kw)
     model = build_model(cfg)
     flat = torch.stack([model.init_params(cfg.replace(init_seed=s)) for s in range(2)]).double()
     w = model.layout.views(flat) | {k: v.double() for k, v in model.buffers(2).items()}
     logits = model.head(w, model.trunk(w))
     for r in range(2):
-        torch.testing.assert_close(logits[r], naive_transformer_logits(cfg, w, r), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(logits[r], model.reference_logits(w, r), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(n_layers=3, operand_offset=2), dict(model="mlp", d_mlp=32)])
@@ -153,23 +136,14 @@ def test_logits_on_chunked_rows_equal_the_full_table(n_layers):
     torch.testing.assert_close(part, torch.gather(full, 1, rows[..., None].expand(-1, -1, cfg.p)), rtol=1e-10, atol=1e-10)
 
 
-def test_mlp_forward_equals_concatenated_embedding_mlp():
-    cfg = RunConfig(p=11, model="mlp", d_model=8, d_mlp=16, operand_offset=3)
-    model = build_model(cfg)
-    flat = model.init_params(cfg)[None].double()
-    w = model.layout.views(flat)
-    x = w["W_E"][0][tokens(cfg.p, cfg.operand_offset)].reshape(cfg.p ** 2, -1)   # [N, 3d]
-    h = torch.relu(x @ w["W_1"][0] + w["b_1"][0])
-    h = torch.relu(h @ w["W_2"][0] + w["b_2"][0])
-    torch.testing.assert_close(model.head(w, model.trunk(w))[0], h @ w["W_3"][0] + w["b_3"][0])
-
-
 @pytest.mark.parametrize("kw,count", [(dict(n_layers=1), 222_592), (dict(n_layers=2), 419_840),
                                       (dict(n_layers=3), 617_088), (dict(n_layers=4), 814_336),
                                       (dict(d_model=256, d_mlp=512), 575_744), (dict(d_model=256, d_mlp=1024), 838_400),
                                       (dict(model="mlp"), 522_081)])
 def test_parameter_counts_match_the_paper_models(kw, count):
-    assert build_model(RunConfig(p=97, **kw)).layout.size == count
+    cfg = RunConfig(p=97, **kw)
+    assert build_model(cfg).layout.size == count
+    assert model_class(cfg.model).n_params(cfg) == count          # the planner's count, without a model
 
 
 def test_init_scale_and_seeding():
@@ -209,5 +183,6 @@ def test_mlp_hidden_med_uses_the_diagonal_inputs():
     toks = torch.stack([torch.arange(7), torch.arange(7) + 2, torch.full((7,), cfg.d_vocab - 1)], 1)
     h = torch.relu(w["W_E"][0][toks].reshape(7, -1) @ w["W_1"][0] + w["b_1"][0])          # hidden1 of (i, i + d, =)
     expected = (torch.roll(h, -1, 0) - h).norm(dim=-1).mean()
-    got = model.extra_measures(w)["med_hidden"][0]
+    ctx = MeasureContext(cfg, model, w, flat=None, losses=None, accuracies=None)
+    got = MEASURES["med_hidden"].fn(ctx)[0]
     assert got.item() == pytest.approx(expected.item())

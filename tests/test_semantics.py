@@ -49,6 +49,6 @@ def test_training_semantics_match_the_recorded_fingerprint():
 
 def test_the_fingerprint_tells_a_changed_formula_apart(monkeypatch):
     base = fingerprint(KINDS[:1])
-    monkeypatch.setattr("grok_core.train.adamw_schedule",
+    monkeypatch.setattr("grok_core.updates.adamw_schedule",
                         lambda cfg, dtype=torch.float32: torch.ones(cfg.n_steps, 3, dtype=dtype))   # no warm-up, no bias correction
     assert fingerprint(KINDS[:1]) != base

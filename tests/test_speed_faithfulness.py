@@ -16,7 +16,8 @@ import torch
 from grok_core.config import RunConfig
 from grok_core.runner import _partition, batch_cost, plan, runs_that_fit
 from grok_core.budget import bytes_per_run
-from grok_core.train import Trainer, adamw_schedule
+from grok_core.train import Trainer
+from grok_core.updates import adamw_schedule
 
 SMALL = RunConfig(p=23, d_model=32, n_heads=4, frac_train=0.4, n_steps=100, init_seed=5, split_seed=5)
 TOL = 1e-10
@@ -67,7 +68,7 @@ def test_the_comparison_fails_for_a_swapped_run():
 
 def test_the_comparison_fails_when_padded_rows_get_weight():
     def weigh_padding(batch):          # the padding rows of the run under test count like real rows
-        w = batch.train_w[1]
+        w = batch.data.train_w[1]
         w[w == 0] = w.max()
     alone, batch = _alone_and_batched(SMALL.replace(n_steps=30), corrupt=weigh_padding)
     assert _gap(alone, batch, 1) > 1e-3

@@ -26,7 +26,7 @@ def hist(trainer, r=0):
 def test_step0_metrics_match_a_direct_computation():
     cfg = RunConfig(**SMALL, split="square", split_param=3, n_steps=1)
     t = Trainer([cfg], "cpu")
-    w = t._weights()
+    w = t._weights(t.flat)
     logits = t.model.head(w, t.model.trunk(w))[0].detach()
     y = labels(cfg.fn, cfg.p)
     s = make_split(cfg)
@@ -71,9 +71,9 @@ def test_adamw_and_warmup_match_torch_optim(model):
     for _ in range(cfg.n_steps):
         w = t.model.layout.views(ref)
         feats = t.model.trunk(w)
-        real = t.train_w[0] > 0                                       # the Trainer pads rows (weight 0)
-        rows = feats[:, t.train_idx[0, real]]
-        loss = F.cross_entropy(t.model.head(w, rows)[0], t.train_labels[0, real])
+        real = t.data.train_w[0] > 0                                       # the Trainer pads rows (weight 0)
+        rows = feats[:, t.data.train_idx[0, real]]
+        loss = F.cross_entropy(t.model.head(w, rows)[0], t.data.train_labels[0, real])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -193,14 +193,14 @@ def test_steps_run_deterministic_and_restore_the_mode():
     """Each step runs in torch's deterministic mode (GPU runs repeat bit for bit); the caller's mode is restored."""
     seen = []
     t = Trainer([RunConfig(**SMALL, n_steps=3)], "cpu")
-    body = t._step_body
-    t._step_body = lambda record: (seen.append(torch.are_deterministic_algorithms_enabled()), body(record))
+    body = t._step
+    t._step = lambda record: (seen.append(torch.are_deterministic_algorithms_enabled()), body(record))
     assert not torch.are_deterministic_algorithms_enabled()
     t.train_step()
     assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
     off = Trainer([RunConfig(**SMALL, n_steps=3)], "cpu", deterministic=False)
-    body_off = off._step_body
-    off._step_body = lambda record: (seen.append(torch.are_deterministic_algorithms_enabled()), body_off(record))
+    body_off = off._step
+    off._step = lambda record: (seen.append(torch.are_deterministic_algorithms_enabled()), body_off(record))
     off.train_step()
     assert seen == [True, False]
 

@@ -1,6 +1,10 @@
 """The embedding MLP ("2-layer DNN", spec section 4): three token embeddings concatenated, two
-hidden layers, PyTorch's default Linear init. The first layer splits into per-token tables
-(e_i W_1a + e_j W_1b + e_= W_1c + b_1), so it is formed on the p x p grid by broadcasting.
+hidden layers, PyTorch's default Linear init.
+
+Training splits the first layer into per-token tables (e_i W_1a + e_j W_1b + e_= W_1c + b_1) formed
+once per operand value and taken to rows; `reference_logits` is the concatenation as written.
+Parameters per run (d = d_model, m = d_mlp): W_E [d_vocab, d], W_1 [3d, m], b_1 [m], W_2 [m, m],
+b_2 [m], W_3 [m, p], b_3 [p].
 """
 from __future__ import annotations
 
@@ -9,18 +13,24 @@ import math
 import torch
 
 from ..config import RunConfig
-from ..measures import cyclic_med
-from . import FlatLayout, activation, embedding_init, linear, onehot_embedding, rows_or_all_pairs, take
+from ..kernels import linear, rows_or_all_pairs, take
+from ..tasks import tokens
+from .parts import FlatLayout, activation, embedding_init, onehot_embedding
 
 
 class EmbedMLP:
+    measures = ("med_hidden",)        # measures only this model records (grok_core.measures.MEASURES)
+
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
+        self.layout = FlatLayout(self.shapes(cfg))
+        self.act = activation(cfg.act)
+
+    @staticmethod
+    def shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
         D, M, p = cfg.d_model, cfg.d_mlp, cfg.p
         shapes = {} if cfg.embed_init == "onehot" else {"W_E": (cfg.d_vocab, D)}
-        shapes |= {"W_1": (3 * D, M), "b_1": (M,), "W_2": (M, M), "b_2": (M,), "W_3": (M, p), "b_3": (p,)}
-        self.layout = FlatLayout(shapes)
-        self.act = activation(cfg.act)
+        return shapes | {"W_1": (3 * D, M), "b_1": (M,), "W_2": (M, M), "b_2": (M,), "W_3": (M, p), "b_3": (p,)}
 
     def init_params(self, cfg: RunConfig) -> torch.Tensor:
         """W_E ~ N(0,1)/sqrt(d_model); Linear weights and biases U(+-1/sqrt(fan_in)), torch's default."""
@@ -54,8 +64,28 @@ class EmbedMLP:
         h = self.act(linear(self.act(feats), w["W_2"], w["b_2"]))
         return linear(h, w["W_3"], w["b_3"])
 
-    def extra_measures(self, w: dict) -> dict[str, torch.Tensor]:
-        """Hidden-layer MED (README variant): cyclic MED of act(hidden1) on the diagonal inputs (i, i)."""
-        W_E = w["W_E"]
-        diag = torch.arange(self.cfg.p, device=W_E.device).expand(W_E.shape[0], -1)
-        return {"med_hidden": cyclic_med(self.act(self.trunk(w, diag, diag)))}
+    def reference_logits(self, w: dict, r: int = 0) -> torch.Tensor:
+        """Run r's logits [p*p, p] on every pair (row i*p + j): the three embeddings concatenated, three layers."""
+        cfg = self.cfg
+        x = w["W_E"][r][tokens(cfg.p, cfg.operand_offset)].flatten(1)     # [N, 3d]
+        h = self.act(x @ w["W_1"][r] + w["b_1"][r])
+        h = self.act(h @ w["W_2"][r] + w["b_2"][r])
+        return h @ w["W_3"][r] + w["b_3"][r]
+
+    @staticmethod
+    def n_params(cfg: RunConfig) -> int:
+        return sum(math.prod(s) for s in EmbedMLP.shapes(cfg).values())
+
+    @staticmethod
+    def words_per_pair(cfg: RunConfig) -> int:
+        """Training memory per pair, in float32 words (grok_core.budget): the hidden layers and the logits."""
+        return 5 * cfg.d_mlp + 2 * cfg.p
+
+    @staticmethod
+    def pair_flops(cfg: RunConfig) -> int:
+        """Forward FLOPs per pair: the second and third layers (the first is formed per operand value)."""
+        M = cfg.d_mlp
+        return 2 * M * M + 2 * M * cfg.p + 2 * M
+
+
+MODEL = EmbedMLP

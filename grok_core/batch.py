@@ -1,0 +1,66 @@
+"""The data of a batch of runs as the trainer consumes it: each run's train and test rows of the p x p
+table, their labels, the train rows' loss weights, and which part (train / test / block / leftover)
+each row belongs to. Runs have their own splits, so every tensor has a leading run axis, padded.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import RunConfig
+from .kernels import ROW_ALIGN, RowIndex
+from .splits import make_split
+from .tasks import LABEL_TRANSFORMS
+from .tasks import labels as task_labels
+
+
+class BatchData:
+    """train_idx [run, n] rows (padding rows weigh 0 in train_w), train_labels, train_ij (RowIndex pair);
+    test_idx, test_labels, test_ij; row_parts [run, n + n_test, 4] 0/1 membership of the rows in their
+    order, part_div [run, 4] the size of each part (NaN for an empty one)."""
+
+    def __init__(self, configs: list[RunConfig], device: torch.device, dtype: torch.dtype):
+        cfg = configs[0]
+        R, p = len(configs), cfg.p
+        splits = [make_split(c) for c in configs]
+        labels = torch.stack([task_labels(c.fn, c.p) for c in configs]).to(device)           # [r, N]
+        n_train = torch.tensor([len(s.train_idx) for s in splits])
+        n_max = -(-int(n_train.max()) // ROW_ALIGN) * ROW_ALIGN     # padded rows weigh 0; see kernels.linear
+        train_idx = torch.zeros(R, n_max, dtype=torch.long)
+        self.train_w = torch.zeros(R, n_max, dtype=dtype)
+        for r, s in enumerate(splits):
+            n = len(s.train_idx)
+            # padding rows (weight 0) spread over the table: (0, 0), (1, 1), ... so that no operand value
+            # collects many rows (that would widen the RowIndex inverse tables)
+            train_idx[r] = torch.cat([s.train_idx, torch.arange(n_max - n) * (p + 1) % p ** 2])
+            self.train_w[r, :n] = 1.0 / n
+        self.train_idx, self.train_w = train_idx.to(device), self.train_w.to(device)
+        self.train_labels = torch.gather(labels, 1, self.train_idx)
+        for r, (c, s) in enumerate(zip(configs, splits)):
+            transform = LABEL_TRANSFORMS[c.label_transform]
+            if transform is not None:
+                n = len(s.train_idx)
+                self.train_labels[r, :n] = transform(self.train_labels[r, :n], c).to(device)
+        self.train_ij = (RowIndex(self.train_idx // p, p), RowIndex(self.train_idx % p, p))
+
+        n_test_max = max(len(s.test_idx) for s in splits)
+        test_idx = torch.zeros(R, n_test_max, dtype=torch.long)
+        test_real = torch.zeros(R, n_test_max)
+        for r, s in enumerate(splits):
+            test_idx[r, :len(s.test_idx)] = s.test_idx
+            test_real[r, :len(s.test_idx)] = 1.0
+        self.test_idx = test_idx.to(device)
+        self.test_labels = torch.gather(labels, 1, self.test_idx)
+        self.test_ij = (self.test_idx // p, self.test_idx % p)
+
+        # [r, N, 4] 0/1 membership of train / test / block / leftover (sums of 0/1 are exact in float32);
+        # an empty part (no block in a random split) averages to NaN
+        parts = torch.stack([torch.stack([s.train_mask, s.test_mask, s.block_mask & s.test_mask, s.leftover_mask], -1)
+                             for s in splits]).float()
+        counts = parts.sum(1)                                                                 # [r, 4]
+        # the same membership for the rows in the order the measures see them: train rows, then test rows
+        rows = torch.cat([train_idx, test_idx], 1)
+        real = torch.cat([(self.train_w > 0).float().cpu(), test_real], 1)
+        self.row_parts = (torch.gather(parts, 1, rows[..., None].expand(-1, -1, 4)) * real[..., None]).to(device, dtype)
+        self.part_div = torch.where(counts > 0, counts, math.nan).to(device, dtype)

@@ -1,0 +1,52 @@
+"""How a run's gradient becomes its update, by name in RunConfig: a gradient transform, a frozen
+parameter mask and the optimiser. Each acts on [run, n_params] tensors and on each run alone.
+"""
+from __future__ import annotations
+
+import torch
+
+# Gradient transforms (RunConfig.grad_transform): name -> fn(grad, params, layout) -> grad, before the update.
+GRAD_TRANSFORMS = {"none": None}
+
+# Parameter masks (RunConfig.param_mask): name -> fn(cfg, model) -> a 0/1 tensor [n_params] for one run;
+# masked gradients are zeroed and masked parameters held at zero.
+PARAM_MASKS = {"none": None}
+
+
+def adamw_schedule(cfg, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """[n_steps, 3]: per step s, the warm-up multiplier min(s / warmup, 1) and Adam's bias corrections
+    1 - beta1^(s+1) and sqrt(1 - beta2^(s+1)), computed in float64 like torch's AdamW, stored in dtype."""
+    s = torch.arange(cfg.n_steps, dtype=torch.float64)
+    mult = torch.clamp(s / cfg.warmup_steps, max=1.0) if cfg.warmup_steps else torch.ones_like(s)
+    t = s + 1
+    bc1 = 1 - cfg.beta1 ** t
+    bc2 = torch.sqrt(1 - cfg.beta2 ** t)
+    return torch.stack([mult, bc1, bc2], -1).to(dtype)
+
+
+class AdamW:
+    """torch's AdamW formula (decoupled weight decay on every parameter, eps 1e-8) with a warm-up multiplier
+    on the learning rate, so that the first update has lr 0 while the moments take the first gradient (spec 5).
+    Per-step numbers come from a table (`schedule`), so a step needs no host number that changes."""
+    state_names = ("m", "v")
+
+    def __init__(self, cfg, params: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor):
+        """params [run, n]; lr, wd [run, 1]: each run's own."""
+        self.beta1, self.beta2 = cfg.beta1, cfg.beta2
+        self.lr, self.wd = lr, wd
+        self.m = torch.zeros_like(params)
+        self.v = torch.zeros_like(params)
+        self.schedule = adamw_schedule(cfg, params.dtype).to(params.device)        # [n_steps, 3]
+
+    @torch.no_grad()
+    def update(self, params: torch.Tensor, grad: torch.Tensor, row: torch.Tensor):
+        """One step in place; row [1, 3] = this step's schedule row (warm-up multiplier, 1 - b1^t, sqrt(1 - b2^t))."""
+        lr = self.lr * row[:, 0:1]                                                      # [r, 1]
+        params.mul_(1 - lr * self.wd)
+        self.m.lerp_(grad, 1 - self.beta1)
+        self.v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+        denom = (self.v.sqrt() / row[:, 2:3]).add_(1e-8)
+        params.sub_(lr / row[:, 1:2] * self.m / denom)
+
+
+OPTIMISERS = {"adamw": AdamW}
