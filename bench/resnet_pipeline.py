@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from grok_core import polygons                                                       # noqa: E402
-from grok_core.models.resnet import build_resnet18                                   # noqa: E402
-from grok_core.resnet_train import IMAGENET_MEAN, IMAGENET_STD, Normalise, resize_crop  # noqa: E402
+from grok_core.resnet import polygons                                                # noqa: E402
+from grok_core.resnet.data import IMAGENET_MEAN, IMAGENET_STD, Normalise, resize_crop  # noqa: E402
+from grok_core.resnet.model import build_resnet18                                    # noqa: E402
 
 MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)[:, None, None]
 STD = np.array(IMAGENET_STD, dtype=np.float32)[:, None, None]

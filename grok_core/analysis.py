@@ -200,3 +200,37 @@ def mean_sd(values) -> tuple[float, float]:
     if len(v) == 0:
         return math.nan, math.nan
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+# -- ResNet-18 verdicts (Figs. 6-7): per-epoch histories, train accuracy counted on the fly ---------------------
+GROK_DELAY = 1000   # epochs from fitting to generalising that count as grokking (Fig. 7: about 2,700)
+
+
+def grok_epoch(history: dict, threshold: float = 0.95) -> int | None:
+    """First evaluated epoch with test accuracy >= threshold, or None (the paper's Fig 7 jump is 0.4 -> 1)."""
+    return steps_to_threshold(history["test_acc"], threshold, history["eval_epoch"])
+
+
+def fit_epoch(history: dict, threshold: float = 0.95, window: int = 20) -> int | None:
+    """First epoch whose on-the-fly train accuracy, averaged over the last `window` epochs, is >= threshold."""
+    acc = np.asarray(history["train_acc"], dtype=float)
+    if len(acc) < window:
+        return None
+    hit = np.nonzero(np.convolve(acc, np.ones(window) / window, mode="valid") >= threshold)[0]
+    return int(history["epoch"][hit[0] + window - 1]) if len(hit) else None
+
+
+def grokking_verdict(history: dict, threshold: float = 0.95, min_delay: int = GROK_DELAY) -> dict:
+    """Grokking is a delay: train accuracy reaches `threshold` early and test accuracy only much later.
+
+    Returns the two epochs (fit_epoch, grok_epoch) and the kind: "grokking" (test follows at least
+    min_delay epochs after train), "no delay" (test reaches it sooner, or before train does) or
+    "not reached" (test never does)."""
+    fit, gen = fit_epoch(history, threshold), grok_epoch(history, threshold)
+    if gen is None:
+        kind = "not reached"
+    elif fit is not None and gen - fit >= min_delay:
+        kind = "grokking"
+    else:
+        kind = "no delay"
+    return {"fit": fit, "generalise": gen, "kind": kind}

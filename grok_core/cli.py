@@ -1,11 +1,12 @@
-"""Command line: `grok run|list|show|gc` (also `python -m grok_core`).
+"""Command line: `grok run|list|show|gc|resnet` (also `python -m grok_core`).
 
   grok run --set p=47 --set frac_train=0.6 --seeds 4      one config, four seeds
   grok run sweep.yaml                                    configs from a YAML/JSON file
   grok list                                              what the run store holds
   grok show KEY                                          one stored run: config, metadata, summary
   grok list --all; grok gc [--yes]                       leftovers (temporary files, damaged copies, done checkpoints)
-Ctrl-C (or SIGTERM) during training writes a checkpoint and exits with one line; the same command resumes.
+  grok resnet --n-epochs 4000 --time-limit 540           one ResNet-18 run (Figs. 6-7), in resumable segments
+Ctrl-C (or SIGTERM) during `grok run` writes a checkpoint and exits with one line; the same command resumes.
 
 A config file holds one mapping of RunConfig fields, a list of them, or
 {base: {...}, grid: {field: [values, ...]}, seeds: N}: the grid's product, each with N seeds.
@@ -13,6 +14,7 @@ A config file holds one mapping of RunConfig fields, a list of them, or
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -22,6 +24,7 @@ import yaml
 
 from .analysis import steps_to_threshold
 from .config import RunConfig, positive_int
+from .resnet.config import ResNetConfig
 from .store import RunStore
 
 
@@ -205,6 +208,91 @@ def cmd_show(args, store: RunStore) -> int:
     return 0
 
 
+def add_resnet_options(ap: argparse.ArgumentParser):
+    """Every ResNetConfig field as an option (--n-epochs, --amp-bf16, ...), then how to train and carry the run."""
+    for f in dataclasses.fields(ResNetConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            ap.add_argument(flag, action="store_true")
+        else:
+            ap.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default)
+    ap.add_argument("--time-limit", type=float, default=None, help="seconds; stop and checkpoint after this")
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    ap.add_argument("--import-from", nargs="*", default=(), help="folders holding checkpoint shards from "
+                    "--export-to; reassembled into the checkpoint folder when no local checkpoint exists")
+    ap.add_argument("--export-to", default=None, help="after training, write the checkpoint as shards (and the "
+                    "store entry, when finished) into this folder")
+    ap.add_argument("--export-parts", default=None, help="shard numbers to write, e.g. 0-3 (default: all)")
+    ap.add_argument("--export-only", action="store_true", help="train nothing: only export the existing checkpoint "
+                    "(so that shards written by several calls come from one and the same checkpoint)")
+
+
+def resnet_config_from_args(args: argparse.Namespace) -> ResNetConfig:
+    return ResNetConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ResNetConfig)})
+
+
+def resnet_command(cfg: ResNetConfig) -> str:
+    """The command line that trains cfg: the mode and every setting that differs from its default."""
+    default = ResNetConfig(mode=cfg.mode)
+    parts = ["grok resnet", f"--mode {cfg.mode}"]
+    for f in dataclasses.fields(ResNetConfig):
+        value = getattr(cfg, f.name)
+        if f.name == "mode" or value == getattr(default, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def _parts(text: str | None):
+    """'0-3' -> range(0, 4); '8' -> range(8, 9); None -> None (all)."""
+    if not text:
+        return None
+    lo, _, hi = text.partition("-")
+    return range(int(lo), int(hi or lo) + 1)
+
+
+def cmd_resnet(args, store: RunStore) -> int:
+    """Train one ResNet-18 run, resuming its checkpoint, into <results root>/resnet-runs; 3 when the time limit
+    stopped it first (the same command continues)."""
+    import torch
+    from .resnet.shards import export_checkpoint, import_checkpoint
+    from .resnet.train import ResNetStore, train_resnet
+    cfg = resnet_config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    store = ResNetStore(store.root)
+    ckpt = store.resnet_checkpoint(cfg)
+    if args.import_from and not ckpt.exists():
+        got = import_checkpoint(args.import_from, ckpt.parent)
+        print(f"imported checkpoint {got}" if got else "no complete checkpoint among the shards given")
+    if args.export_only:
+        run = store.get(cfg)
+    else:
+        run = train_resnet(cfg, store, device=args.device, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
+                           log_every=args.log_every)
+    if args.export_to:
+        out = Path(args.export_to)
+        if ckpt.exists():
+            written = export_checkpoint(ckpt, out, parts=_parts(args.export_parts))
+            print("exported", ", ".join(p.name for p in written))
+        if run is not None:
+            entry = out / f"run-{run.key}"
+            entry.mkdir(parents=True, exist_ok=True)
+            for f in store.entry(run.key).iterdir():
+                (entry / f.name).write_bytes(f.read_bytes())
+            print(f"exported the store entry to {entry}")
+    if run is None:
+        print(f"not finished (epoch < {cfg.n_epochs}); checkpoint kept, run the same command again to continue")
+        return 3
+    print(json.dumps({"key": run.key, **{k: run.meta.get(k) for k in ("epochs_per_s", "train_s", "eval_s",
+                                                                         "grok_epoch_95", "grok_wall_s", "device")}}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="grok", description="Train and inspect grokking runs (grokbook).")
     ap.add_argument("--results", help="run store root (default: $GROKBOOK_RESULTS or <repo>/results)")
@@ -226,10 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("gc", help="remove leftovers: temporary files of ended writers, entries and checkpoints "
                        "moved aside, checkpoints whose runs are all stored (a dry run unless --yes)")
     g.add_argument("--yes", action="store_true", help="remove them (default: only print what would go)")
+    add_resnet_options(sub.add_parser(
+        "resnet", help="train one ResNet-18 run on the polygon-sum images (Figs. 6-7), resuming where the last call "
+        "stopped", description="Train ResNet-18 on the polygon-sum images, resuming where the last call stopped; the "
+        "finished run goes into the run store (<results root>/resnet-runs)."))
     args = ap.parse_args(argv)
     store = RunStore(args.results)
     try:
-        return {"run": cmd_run, "list": cmd_list, "show": cmd_show, "gc": cmd_gc}[args.cmd](args, store)
+        return {"run": cmd_run, "list": cmd_list, "show": cmd_show, "gc": cmd_gc,
+                "resnet": cmd_resnet}[args.cmd](args, store)
     except (ValueError, LookupError, OSError) as err:
         print("grok: error:", " ".join(str(err).split()), file=sys.stderr)      # always one line
         return 2

@@ -96,7 +96,7 @@ def test_fields_are_stored_as_their_declared_type_so_equal_configs_share_a_key()
 
 def test_stored_runs_keep_their_keys():
     """Every run of the manifest and every stored ResNet run rebuilds, from its meta.json, to its key."""
-    from grok_core.resnet_train import ResNetConfig
+    from grok_core.resnet.config import ResNetConfig
     with open(RESULTS / "manifest.csv", newline="") as fh:
         keys = [row["key"] for row in csv.DictReader(fh)]
     assert len(keys) == 336

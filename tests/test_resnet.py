@@ -9,11 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from grok_core import polygons
-from grok_core.models.resnet import build_resnet18, load_backbone
-from grok_core.resnet_train import (ResNetConfig, ResNetStore, ResNetTrainer, _parser, config_from_args, crop_geometry,
-                                    export_checkpoint, fit_epoch, grok_epoch, grokking_verdict, import_checkpoint, load_data, resize_crop,
-                                    train_command, train_resnet)
+from grok_core.analysis import fit_epoch, grok_epoch, grokking_verdict
+from grok_core.cli import main, resnet_command
+from grok_core.resnet import polygons
+from grok_core.resnet.config import ResNetConfig
+from grok_core.resnet.data import crop_geometry, load_data, resize_crop
+from grok_core.resnet.model import build_resnet18, load_backbone
+from grok_core.resnet.shards import export_checkpoint, import_checkpoint
+from grok_core.resnet.train import ResNetStore, ResNetTrainer, train_resnet
 
 TINY = dict(image_size=32, n_images=12, frac_train=0.5, batch_size=4, eval_every=1, width=8)
 
@@ -231,6 +234,25 @@ def test_train_resnet_stores_and_reuses_the_run(tiny_data, tmp_path):
             {**torch.load(store.resnet_checkpoint(cfg), weights_only=True), "epoch": 5})
 
 
+@pytest.mark.parametrize("damage,reason", [("flip", "do not match their sha256"), ("unsealed", "carries no checksum")])
+def test_damaged_checkpoint_is_moved_aside_not_loaded(tiny_data, tmp_path, damage, reason):
+    cfg, data = tiny_data
+    ckpt = tmp_path / "resnet-x.pt"
+    first = ResNetTrainer(cfg, "cpu", data=data)
+    first.run(ckpt_path=ckpt, stop_at=1)
+    if damage == "flip":
+        raw = bytearray(ckpt.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        ckpt.write_bytes(bytes(raw))
+    else:                                            # as written before checkpoints carried a seal
+        torch.save(first.state_dict(), ckpt)
+    fresh = ResNetTrainer(cfg, "cpu", data=data)
+    with pytest.warns(UserWarning, match=reason):
+        assert not fresh.resume(ckpt)
+    assert fresh.epoch == 0 and not ckpt.exists()
+    assert [p.name.startswith("resnet-x.pt.unusable-") for p in tmp_path.iterdir()] == [True]
+
+
 def test_checkpoint_shards_round_trip_and_reject_damage(tmp_path):
     ckpt = tmp_path / "a" / "resnet-x.pt"
     ckpt.parent.mkdir()
@@ -292,7 +314,10 @@ def test_render_all_in_worker_processes_matches_render(monkeypatch):
 
 @pytest.mark.parametrize("cfg", [ResNetConfig(), ResNetConfig(mode="clean", frac_train=0.5, n_epochs=2000, amp_bf16=True),
                                  ResNetConfig(weight_decay=1e-3, channels_last=True, image_size=64, n_images=300)])
-def test_train_command_names_the_same_run(cfg):
-    cmd = train_command(cfg)
-    assert cmd.startswith("python -m grok_core.resnet_train --mode ")
-    assert config_from_args(_parser().parse_args(shlex.split(cmd)[3:])).key() == cfg.key()
+def test_resnet_command_names_the_same_run(cfg, monkeypatch):
+    cmd = resnet_command(cfg)
+    assert cmd.startswith("grok resnet --mode ")
+    trained = []
+    monkeypatch.setattr("grok_core.resnet.train.train_resnet", lambda c, *a, **k: trained.append(c))
+    assert main(["--results", "/nonexistent", *shlex.split(cmd)[1:]]) == 3      # not finished: nothing trained
+    assert [c.key() for c in trained] == [cfg.key()]

@@ -8,6 +8,8 @@ Eleven symbols (blank, 3- to 12-gon); every ordered 2x2 mosaic of them is one 22
   clean     radius 46 in every cell, lossless, 49 classes (labels 0..48).
 The set is one uint8 tensor [image, 3, H, W] (2.2 GB at 224 px), cached on disk with checksums.
 Smaller `image_size`s are the same 224-px drawings (after the JPEG round trip) downsampled.
+Pillow is imported only where images are drawn, so that ResNetConfig and the `grok` command, which need
+only the set's sizes, run without it.
 """
 from __future__ import annotations
 
@@ -19,12 +21,15 @@ import os
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
-from .store import atomic_dir, results_root, sha256_file
+from ..store import atomic_dir, results_root, sha256_file
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageDraw
 
 MODES = ("faithful", "clean")
 SYMBOLS = (0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)   # number of sides; 0 is the blank symbol
@@ -90,6 +95,7 @@ def draw_mosaic(symbols: tuple[int, int, int, int], mode: str = "faithful", jpeg
 
     In faithful mode the image goes through the JPEG round trip unless jpeg=False (the drawing alone).
     """
+    from PIL import Image, ImageDraw
     check_mode(mode)
     img = Image.new("RGB", (CANVAS, CANVAS), "white")
     draw = ImageDraw.Draw(img)
@@ -102,6 +108,7 @@ def draw_mosaic(symbols: tuple[int, int, int, int], mode: str = "faithful", jpeg
 
 def jpeg_round_trip(img: Image.Image, quality: int = JPEG_QUALITY) -> Image.Image:
     """Encode as JPEG (Pillow's defaults otherwise, as in the released generator) and decode again."""
+    from PIL import Image
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     buf.seek(0)
@@ -110,6 +117,7 @@ def jpeg_round_trip(img: Image.Image, quality: int = JPEG_QUALITY) -> Image.Imag
 
 def dictionary_image(sides: int) -> Image.Image:
     """One entry of the dictionary figure (Fig 6 left): the symbol alone, radius 90, centred."""
+    from PIL import Image, ImageDraw
     img = Image.new("RGB", (CANVAS, CANVAS), "white")
     c = CANVAS // 2
     # capped by the distance to the canvas border (112), so the radius stays 90
@@ -158,6 +166,7 @@ def all_labels() -> torch.Tensor:
 # -- the dataset tensor ---------------------------------------------------------------------------------
 def render(indices, mode: str = "faithful", image_size: int = CANVAS) -> torch.Tensor:
     """Draw the mosaics with the given indices: uint8 [n, 3, image_size, image_size]."""
+    from PIL import Image
     check_mode(mode)
     check_image_size(image_size)
     symbols = all_symbols()
