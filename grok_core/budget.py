@@ -69,16 +69,13 @@ def bytes_per_run(cfg: RunConfig) -> int:
     """Estimate (on the safe side) of the device memory one run of a batch needs while training, counted
     without building the model or the recorded-step list (instant at p=10007 or n_steps=1e10).
 
-    Parameters with gradient, Adam moments and AdamW temporaries (8 P), the history, and per pair of the
-    p x p table: the trunk's grid tensors kept for backward (about 8 d_model floats, 24 more per extra
-    layer), one more for a RowIndex gradient's table, the hidden layer and two p-wide logit tensors of the
-    head; for p <= ONEHOT_MAX_P the RowIndexes' one-hot matrices. Calibrated on an H100 (bench/speed.py
-    prints measured and estimated MB per run side by side): 1.5-2.6x the measured peak per run in the
-    programme's batches (8-128 runs, 1-4 layers, p = 97..379), 1.5x for 64 runs of the MLP, 1.2x at p = 47;
-    below it for a run alone (0.5-0.7x), where fixed buffers dominate (bench/results/README.md).
+    Parameters with gradient, Adam moments and AdamW temporaries (8 P), the history, weight snapshots, and
+    per pair of the p x p table what the model declares (models.*.words_per_pair), plus for p <= ONEHOT_MAX_P
+    the RowIndexes' one-hot matrices. Its calibration against measured peaks: bench/results/README.md.
     """
     p = cfg.p
-    fixed = 8 * n_params(cfg) + n_recorded(cfg) * len(metric_names(cfg))
+    snapshot_words = cfg.snapshots * n_params(cfg) * (0.5 if cfg.snapshot_dtype == "float16" else 1)
+    fixed = 8 * n_params(cfg) + n_recorded(cfg) * len(metric_names(cfg)) + snapshot_words
     per_pair = model_class(cfg.model).words_per_pair(cfg)
     if p <= ONEHOT_MAX_P:
         per_pair += 2 * p

@@ -3,6 +3,7 @@
 Layout under the results root (GROKBOOK_RESULTS, default <repo>/results):
   runs/<key>/history.npz   every recorded step, compressed float32 arrays
   runs/<key>/weights.pt    final flat parameters (optional)
+  runs/<key>/snapshots.pt  {'step': [k], 'weights': [k, n_params]} at the config's snapshot steps (optional)
   runs/<key>/meta.json     config, key, file checksums, code commit, device, torch version, wall time
   checkpoints/<batch>.pt   batches in progress (resumable), sealed with a sha256 of their bytes
 An entry is filled in a temporary folder and appears by one rename, which fails if the entry is there:
@@ -313,8 +314,9 @@ class RunStore:
             raise CorruptEntry("stored config does not hash to the entry's key")
         return meta, cfg
 
-    def _read(self, key: str, with_weights: bool = False) -> tuple[Run, torch.Tensor | None]:
-        """The entry, every file checked against its checksum (and read from the bytes checked)."""
+    def _read(self, key: str, tensors: str | None = None) -> tuple[Run, object]:
+        """The entry, every file checked against its checksum (and read from the bytes checked), and the
+        torch file named `tensors` in it (None if it holds none)."""
         d = self.entry(key)
         meta, cfg = self._meta(key)
         try:
@@ -326,15 +328,15 @@ class RunStore:
             with np.load(io.BytesIO(blobs["history.npz"])) as z:
                 history = {k: z[k] for k in z.files}
             weights = None
-            if with_weights and "weights.pt" in blobs:
-                weights = torch.load(io.BytesIO(blobs["weights.pt"]), map_location="cpu", weights_only=True)
+            if tensors in blobs:
+                weights = torch.load(io.BytesIO(blobs[tensors]), map_location="cpu", weights_only=True)
         except CorruptEntry:
             raise
         except Exception as err:  # missing file, truncated npz, ...
             raise CorruptEntry(_first_line(err)) from err
         return Run(cfg, history, meta), weights
 
-    def _get(self, cfg: RunConfig, with_weights: bool = False) -> tuple[Run, torch.Tensor | None] | None:
+    def _get(self, cfg: RunConfig, tensors: str | None = None) -> tuple[Run, object] | None:
         """Read cfg's entry. Damage counts only when two reads find it in the same folder (by inode): a folder
         replaced meanwhile is read again, so an entry that is being replaced is never taken for a damaged one."""
         key = cfg.key()
@@ -345,7 +347,7 @@ class RunStore:
             if inode is None:
                 return None
             try:
-                return self._read(key, with_weights)
+                return self._read(key, tensors)
             except CorruptEntry as err:
                 if damaged_at == inode == _inode(d):
                     bad = move_aside(d, "corrupt", inode)
@@ -363,7 +365,13 @@ class RunStore:
 
     def weights(self, cfg: RunConfig) -> torch.Tensor | None:
         """The final flat parameters stored with cfg's run; None when it is not stored, or stored without them."""
-        got = self._get(cfg, with_weights=True)
+        got = self._get(cfg, "weights.pt")
+        return None if got is None else got[1]
+
+    def snapshots(self, cfg: RunConfig) -> dict | None:
+        """{'step': int32 [k], 'weights': [k, n_params]} stored with cfg's run (RunConfig.snapshots); None
+        when it is not stored or keeps none."""
+        got = self._get(cfg, "snapshots.pt")
         return None if got is None else got[1]
 
     def _scan(self) -> tuple[list[dict], list[tuple[str, str]]]:
@@ -444,7 +452,7 @@ class RunStore:
 
     # -- writing --------------------------------------------------------------------------------------
     def put(self, cfg: RunConfig, history: dict[str, np.ndarray], meta: dict | None = None,
-            weights: torch.Tensor | None = None) -> Run:
+            weights: torch.Tensor | None = None, snapshots: dict | None = None) -> Run:
         """Store a run; return the entry. The filled folder is renamed onto the entry's name, which fails if it
         is there: of writers of one key the first wins and the others return its entry (a damaged one is moved
         aside and replaced)."""
@@ -460,6 +468,9 @@ class RunStore:
             if weights is not None:
                 torch.save(weights.detach().cpu().clone(), tmp / "weights.pt")
                 files.append("weights.pt")
+            if snapshots is not None:
+                torch.save({k: v.detach().cpu().clone() for k, v in snapshots.items()}, tmp / "snapshots.pt")
+                files.append("snapshots.pt")
             full_meta = {"key": key, "semantics": SEMANTICS_VERSION, "config": cfg.to_dict(),
                          "files": {f: sha256_file(tmp / f) for f in files}, **(meta or {})}
             (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1, sort_keys=True))

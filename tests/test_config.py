@@ -2,13 +2,14 @@
 values are stored as their field's type, so that a config's key does not depend on how it was spelled."""
 import csv
 import dataclasses
+import hashlib
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from grok_core.config import RunConfig
+from grok_core.config import SEMANTICS_VERSION, RunConfig
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -108,3 +109,15 @@ def test_stored_runs_keep_their_keys():
     for path in resnet:
         meta = json.loads(path.read_text())
         assert ResNetConfig.from_dict(meta["config"]).key() == path.parent.name == meta["key"]
+
+
+def test_fields_added_later_change_the_key_only_away_from_their_default():
+    """Runs stored before a field existed keep their keys; setting the field tells the run apart."""
+    base = RunConfig()
+    fields = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    assert set(RunConfig.LATER_FIELDS) <= set(fields)
+    blob = json.dumps({"semantics": SEMANTICS_VERSION, **{k: v for k, v in base.to_dict().items()
+                                                          if k not in RunConfig.LATER_FIELDS}}, sort_keys=True)
+    assert base.key() == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    assert base.replace(output_scale=2.0).key() != base.key()
+    assert base.replace(snapshots=4).key() != base.key() != base.replace(snapshot_dtype="float16").key()

@@ -133,3 +133,14 @@ def test_replay_tells_a_changed_run_apart(change):
         pytest.skip("fig5 p=47 run not in the store")
     assert _early_gap(run, run.config) <= 1.0
     assert _early_gap(run, run.config.replace(**change)) > 1.0
+
+
+def test_every_stored_key_is_recomputed_from_its_config():
+    """The gate of any refactor: each committed entry's config, read back, hashes to its folder's name."""
+    import json
+    from grok_core.config import RunConfig
+    entries = sorted((REPO_ROOT / "results" / "runs").iterdir())
+    assert len(entries) >= len(_manifest())
+    for d in entries:
+        meta = json.loads((d / "meta.json").read_text())
+        assert RunConfig.from_dict(meta["config"]).key() == meta["key"] == d.name, d.name
