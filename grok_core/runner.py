@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import platform
 import sys
 import time
 from collections.abc import Iterable, Iterator

@@ -205,6 +205,42 @@ def checkpoint_write_error(err: OSError, path: str | Path) -> OSError:
                                  "the previous checkpoint is kept")
 
 
+def save_checkpoint(path: str | Path, state: dict):
+    """Atomic (a temporary file renamed over the old checkpoint) and sealed with a sha256 of its bytes;
+    a full disk raises one plain OSError and leaves the previous checkpoint as it was."""
+    try:
+        with atomic_file(path) as tmp:
+            torch.save(state, tmp)
+            seal_checkpoint(tmp)
+    except OSError as err:
+        raise checkpoint_write_error(err, path) from None
+
+
+def resume_checkpoint(path: str | Path, load, start: str, misfit: tuple = (ValueError,)) -> bool:
+    """Hand the checkpoint at path to load(state) if there is one and its bytes match their seal (True).
+    One that is damaged, or whose load raises one of `misfit`, is moved aside with a warning naming it and
+    why, and training starts at `start` (False); a checkpoint replaced meanwhile is read again."""
+    path = Path(path)
+    try:
+        state, inode = read_checkpoint(path)
+    except FileNotFoundError:
+        return False
+    except CheckpointError as err:
+        problem, inode = f"unreadable checkpoint {path}: {err}", err.inode
+    else:
+        try:
+            load(state)
+            return True
+        except misfit as err:
+            problem = f"unusable checkpoint {path}: {err}"
+    aside = move_aside(path, "unusable", inode)
+    if aside is None and path.exists():
+        return resume_checkpoint(path, load, start, misfit)
+    where = f"moved to {aside.name}" if aside else "someone else moved it"
+    warnings.warn(f"{problem}; {where}, training starts again from {start}")
+    return False
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict, int]:
     """(state, inode) of a checkpoint whose bytes match their seal; CheckpointError otherwise (old-format
     checkpoints have no seal). The state is loaded from the bytes checked, not from the file again."""

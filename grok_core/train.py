@@ -21,7 +21,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -32,8 +31,7 @@ from .devices import default_device, deterministic_algorithms, keep_freed_memory
 from .losses import LOSSES
 from .measures import MEASURES, MeasureContext
 from .models import build_model, model_class
-from .store import (CheckpointError, TrainingInterrupted, atomic_file, checkpoint_write_error, move_aside,
-                    read_checkpoint, seal_checkpoint)
+from .store import TrainingInterrupted, resume_checkpoint, save_checkpoint
 from .updates import GRAD_TRANSFORMS, OPTIMISERS, PARAM_MASKS
 
 SNAPSHOT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -381,37 +379,12 @@ class Trainer:
         self.history[:, :self.n_recorded] = state["history"].to(self.device)
 
     def save_checkpoint(self, path: str | Path):
-        """Atomic (a temporary file renamed over the old checkpoint) and sealed with a sha256 of its bytes;
-        a full disk raises one plain OSError and leaves the previous checkpoint as it was."""
-        try:
-            with atomic_file(path) as tmp:
-                torch.save(self.state_dict(), tmp)
-                seal_checkpoint(tmp)
-        except OSError as err:
-            raise checkpoint_write_error(err, path) from None
+        save_checkpoint(path, self.state_dict())
 
     def resume(self, path: str | Path) -> bool:
-        """Load the checkpoint at path if there is one, its bytes match their seal and it fits this batch (True).
-        One that does not is moved aside with a warning naming it and why, and training starts at step 0 (False)."""
-        path = Path(path)
-        try:
-            state, inode = read_checkpoint(path)
-        except FileNotFoundError:
-            return False
-        except CheckpointError as err:
-            problem, inode = f"unreadable checkpoint {path}: {err}", err.inode
-        else:
-            try:
-                self.load_state_dict(state)
-                return True
-            except ValueError as err:
-                problem = f"unusable checkpoint {path}: {err}"
-        aside = move_aside(path, "unusable", inode)
-        if aside is None and path.exists():
-            return self.resume(path)            # replaced by a writer meanwhile: read the new one
-        where = f"moved to {aside.name}" if aside else "someone else moved it"
-        warnings.warn(f"{problem}; {where}, training starts again from step 0")
-        return False
+        """Load the checkpoint at path if there is one, sound and fitting this batch (True); else it is moved
+        aside with a warning and training starts at step 0 (False)."""
+        return resume_checkpoint(path, self.load_state_dict, "step 0")
 
     def snapshots(self) -> list[dict] | None:
         """Per run: {'step': int32 [k], 'weights': [k, n_params]} of the snapshot steps reached so far; None

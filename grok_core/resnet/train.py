@@ -7,7 +7,6 @@ that resume from a checkpoint, checked against its sha256 seal before use.
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,7 @@ import torch.nn.functional as F
 
 from ..analysis import grok_epoch
 from ..devices import default_device, device_name
-from ..store import (CheckpointError, Run, RunStore, atomic_file, checkpoint_write_error, code_commit, move_aside,
-                     read_checkpoint, seal_checkpoint)
+from ..store import Run, RunStore, code_commit, resume_checkpoint, save_checkpoint
 from . import polygons
 from .config import RESNET_SEMANTICS_VERSION, ResNetConfig
 from .data import Normalise, load_data, resize_crop
@@ -186,32 +184,12 @@ class ResNetTrainer:
         self.train_s, self.eval_s, self.segments = state["train_s"], state["eval_s"], int(state["segments"])
 
     def save_checkpoint(self, path):
-        """Atomic (a temporary file renamed over the old checkpoint) and sealed with a sha256 of its bytes;
-        a full disk raises one plain OSError and leaves the previous checkpoint as it was."""
-        try:
-            with atomic_file(path) as tmp:
-                torch.save(self.state_dict(), tmp)
-                seal_checkpoint(tmp)
-        except OSError as err:
-            raise checkpoint_write_error(err, path) from None
+        save_checkpoint(path, self.state_dict())
 
     def resume(self, path) -> bool:
         """Load the checkpoint at path if there is one and its bytes match their seal (True). A damaged or unsealed
         one is moved aside with a warning and training starts at epoch 0 (False); one of a longer run raises."""
-        path = Path(path)
-        try:
-            state, _ = read_checkpoint(path)
-        except FileNotFoundError:
-            return False
-        except CheckpointError as err:
-            aside = move_aside(path, "unusable", err.inode)
-            if aside is None and path.exists():
-                return self.resume(path)            # replaced by a writer meanwhile: read the new one
-            where = f"moved to {aside.name}" if aside else "someone else moved it"
-            warnings.warn(f"unreadable checkpoint {path}: {err}; {where}, training starts again from epoch 0")
-            return False
-        self.load_state_dict(state)
-        return True
+        return resume_checkpoint(path, self.load_state_dict, "epoch 0", misfit=())
 
     def history(self) -> dict[str, np.ndarray]:
         h = self.hist
