@@ -6,7 +6,7 @@ Every stored paper-profile run (results/manifest.csv) records the wall time and 
 trained in; runs that share device, code commit, batch size and wall time are one batch. Printed and
 written under --out (programme_as_trained.txt / .json): one row per batch with its shape, the ms per
 run-step it achieved, and the GPU-minutes in all. These are measured rates, not an estimate; the bench's
-estimate for the current planner is in bench/speed.py.
+estimate for the current planner is bench/programme.py.
 """
 from __future__ import annotations
 

@@ -136,11 +136,11 @@ def test_equal_values_spelled_differently_train_one_run(tmp_path, capsys):
 
 
 def test_budget_arithmetic_matches_what_it_stands_for():
-    """budget's counts equal the model layout, recorded_steps and bench/speed.py's
+    """budget's counts equal the model layout, recorded_steps and bench/arithmetic.py's
     per_sample_flops, which build tensors or loop over layers."""
-    spec = importlib.util.spec_from_file_location("bench_speed", REPO / "bench" / "speed.py")
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
+    spec = importlib.util.spec_from_file_location("bench_arithmetic", REPO / "bench" / "arithmetic.py")
+    arithmetic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arithmetic)
     for model, L, emb, pos, p, (dense, every), n in itertools.product(
             ["transformer", "mlp"], [1, 2, 3], ["normal", "onehot"], [True, False], [7, 131],
             [(0, 1), (2, 3), (100, 1), (0, 1000)], [1, 9, 50]):
@@ -148,4 +148,4 @@ def test_budget_arithmetic_matches_what_it_stands_for():
                       record_every=every, n_steps=n, d_model=32, n_heads=4)
         assert budget.n_params(c) == build_model(c).layout.size
         assert budget.n_recorded(c) == len(recorded_steps(c))
-        assert budget.pair_flops(c) == speed.per_sample_flops(c)
+        assert budget.pair_flops(c) == arithmetic.per_sample_flops(c)
