@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grok_core.programme import PROFILES, setup  # noqa: E402
+from grok_core.chapters import names, setup  # noqa: E402
 from grok_core.runner import load_or_train  # noqa: E402
 from grok_core.store import RunStore  # noqa: E402
 
@@ -34,16 +34,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
     store = RunStore()
     report = {}
-    for chapter in PROFILES:
+    for chapter in names("claims"):
         S, configs = quick_configs(chapter, args.init_seeds, args.split_seeds)
         runs = load_or_train(configs, store=store, progress=False, train=args.what == "train", max_batch=256)
         if args.what == "train":
             print(f"{chapter}: {len(runs)} runs on {runs[0].meta['device']}", flush=True)
             continue
-        from grok_core.claims import chapter_claims
+        from grok_core.chapters.claims import chapter_claims
         report[chapter] = {"device": sorted({r.meta["device"] for r in runs}), **chapter_claims(chapter, S, runs)}
     if args.what == "summarise" and args.out:
-        from grok_core.claims import json_safe
+        from grok_core.chapters.claims import json_safe
         Path(args.out).write_text(json.dumps(json_safe({"init_seeds": args.init_seeds, "split_seeds": args.split_seeds,
                                                      "chapters": report}), indent=1))
         print(f"wrote {args.out}")

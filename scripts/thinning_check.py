@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from grok_core.analysis import steps_to_threshold, table1_metrics
-from grok_core.programme import PAPER_RECORD, setup
+from grok_core.chapters import setup
+from grok_core.chapters.settings import PAPER_RECORD
 from grok_core.runner import load_or_train
 from grok_core.store import RunStore
 from grok_core.train import recorded_steps

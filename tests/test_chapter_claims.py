@@ -1,7 +1,7 @@
-"""The numbers that carry each chapter's claims, as the notebooks export them (grok_core.claims).
+"""The numbers that carry each chapter's claims, as the notebooks export them (grok_core.chapters.claims).
 
 Paper profile: the stored runs are fixed data, so the exported numbers are asserted exactly: they equal
-what grok_core.claims computes from the store in this process, and the record in tests/paper_claims.json
+what grok_core.chapters.claims computes from the store in this process, and the record in tests/paper_claims.json
 (integers and None exactly; floats to 1e-9 relative: float64 reductions over the same float32 histories
 differ between machines only in summation order, ~1e-16). Rewrite the record after a deliberate change
 with GROKBOOK_RECORD_CLAIMS=1.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from grok_core.claims import CHAPTERS, chapter_claims, exports_dir, json_safe
-from grok_core.programme import setup
+from grok_core.chapters import names, setup
+from grok_core.chapters.claims import chapter_claims, exports_dir, json_safe
 from grok_core.runner import load_or_train
 from grok_core.store import REPO_ROOT, RunStore
 
@@ -44,9 +44,9 @@ def papermill(chapter: str, out_dir: Path, profile: str, env: dict):
 def paper_exports(tmp_path_factory):
     out = tmp_path_factory.mktemp("paper")
     env = {"GROKBOOK_RESULTS": str(REPO_ROOT / "results"), "GROKBOOK_EXPORTS": str(out)}
-    for chapter in CHAPTERS:
+    for chapter in names("claims"):
         papermill(chapter, out, "paper", env)
-    return {c: json.loads((out / f"{c}.paper.json").read_text()) for c in CHAPTERS}
+    return {c: json.loads((out / f"{c}.paper.json").read_text()) for c in names("claims")}
 
 
 def _close(a, b, path="") -> list[str]:

@@ -1,10 +1,16 @@
-"""The book's programme: chapter settings resolve to the intended runs; bad values fail clearly; shards split fairly."""
+"""The book's programme: chapter settings resolve to the intended runs; bad values fail clearly; shards split fairly;
+a chapter is found from its module alone."""
+import sys
+
 import numpy as np
 import pytest
 
 from grok_core.analysis import on_grid, rolling_mean, steps_to_threshold, table1_metrics
 from grok_core.config import RunConfig
-from grok_core.programme import PROFILES, claimed, paper_configs, seed_pairs, setup, shard
+from grok_core.chapters import names, setup
+from grok_core.chapters.settings import seed_pairs
+from grok_core import programme
+from grok_core.programme import claimed, paper_configs, shard
 from grok_core.runner import batch_cost, plan
 from grok_core.train import recorded_steps
 
@@ -50,7 +56,7 @@ def test_bad_settings_fail_with_the_parameter_named(chapter, given, match):
 
 
 def test_quick_profiles_record_every_step():
-    for chapter in PROFILES:
+    for chapter in names("run_configs"):
         S, configs = setup(chapter, "quick", {})
         assert configs and all(c.record_every == 1 for c in configs)
 
@@ -108,7 +114,6 @@ def test_step_aware_helpers():
 
 
 def test_the_runner_checks_the_store_is_writable_before_training(tmp_path, monkeypatch):
-    from grok_core import programme
     from grok_core.store import RunStore
 
     monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "store"))
@@ -116,3 +121,48 @@ def test_the_runner_checks_the_store_is_writable_before_training(tmp_path, monke
     monkeypatch.setattr(RunStore, "check_writable", lambda self: (_ for _ in ()).throw(OSError("not writable")))
     with pytest.raises(OSError, match="not writable"):
         programme.main(["run", "--chapters", "fig5_med_primes"])
+
+
+def test_chapters_come_in_book_order():
+    assert names() == ["fig3_splits", "table1_square_strip", "fig4_x2xyy2_frac", "fig5_med_primes", "fig2_layers",
+                       "resnet", "figs12_19_functions", "fig20_toeplitz"]          # as _toc.yml lists them
+    assert names("run_configs") == [n for n in names() if n not in ("fig3_splits", "resnet")]
+
+
+TOY_CHAPTER = '''"""A toy chapter: x + y at p = 11 for a few widths."""
+from grok_core.chapters.settings import FULL_RECORD, as_int_list, runs_per_seed_pairs
+
+PROFILES = {
+    "paper": dict(p=11, widths=[32, 64], n_seeds=1, n_split_seeds=1, split_seed=0, n_steps=10, lr=1e-2, **FULL_RECORD),
+    "quick": dict(p=11, widths=[32], n_seeds=1, n_split_seeds=1, split_seed=0, n_steps=10, lr=1e-2, **FULL_RECORD),
+}
+
+
+def check(S):
+    S["widths"] = as_int_list("widths", S["widths"])
+
+
+def run_configs(S):
+    return runs_per_seed_pairs(S, [dict(d_model=w) for w in S["widths"]])
+'''
+
+
+@pytest.fixture
+def toy_chapter(tmp_path, monkeypatch):
+    """A chapter module in a folder on the chapters package's search path, found as grok_core/chapters/<name>.py is."""
+    import grok_core.chapters as chapters
+
+    (tmp_path / "toy_widths.py").write_text(TOY_CHAPTER)
+    monkeypatch.setattr(chapters, "__path__", [*chapters.__path__, str(tmp_path)])
+    yield "toy_widths"
+    sys.modules.pop("grok_core.chapters.toy_widths", None)
+
+
+def test_a_new_chapter_module_is_picked_up_by_setup_and_the_programme(toy_chapter, store, capsys):
+    assert names()[-1] == toy_chapter                                      # not in _toc.yml: after the book's
+    S, configs = setup(toy_chapter, "quick", {"widths": "16,48"})
+    assert S["widths"] == [16, 48] and [(c.p, c.d_model, c.n_steps) for c in configs] == [(11, 16, 10), (11, 48, 10)]
+    assert [c.d_model for c in paper_configs()[toy_chapter]] == [32, 64]
+    programme.main(["list", "--chapters", f"fig2_layers,{toy_chapter}"])
+    out = capsys.readouterr().out
+    assert f"{toy_chapter}: 2 runs, 0 stored" in out and "shard 0/1: 34 runs" in out

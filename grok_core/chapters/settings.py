@@ -1,17 +1,19 @@
-"""Helpers shared by the book's notebooks: profiles, parameter checks, quiet run loading.
+"""A chapter's settings: its profile's values with the notebook's parameters over them, checked.
 
-A notebook's `parameters` cell names a profile ("paper" or "quick") and leaves every other
-setting at None, meaning "take the profile's value"; anything given (papermill -p) overrides it.
-`resolve` merges the two and `require` checks notebook-level values, so a bad parameter stops
-the notebook with a clear ValueError before any training starts.
+A notebook's `parameters` cell names a profile ("paper" or "quick") and leaves every other setting at
+None, meaning "take the profile's value"; anything given (papermill -p) overrides it. `resolve` merges
+the two and the checks below stop a bad parameter with a ValueError naming it, before anything trains.
 """
 from __future__ import annotations
 
-import time
-import warnings
+import dataclasses
 
-from .config import RunConfig
-from .runner import load_or_train
+from ..config import RunConfig
+
+# History resolution of the paper profiles: every step below step 2,000, then every 20th step and the
+# last; Table 1's rules smooth by step, so they apply unchanged. The quick profiles record every step.
+PAPER_RECORD = dict(record_dense=2000, record_every=20)
+FULL_RECORD = dict(record_dense=0, record_every=1)
 
 
 def resolve(profiles: dict[str, dict], profile: str, given: dict) -> dict:
@@ -57,6 +59,19 @@ def require(ok: bool, name: str, value, allowed: str):
         raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
 
 
+def flag(name: str, value) -> bool:
+    """A True/False parameter (e.g. `train`), refused when it is anything else."""
+    require(isinstance(value, bool), name, value, "use True or False")
+    return value
+
+
+def count(name: str, value, least: int) -> int:
+    """An integer parameter of at least `least` (bools refused)."""
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= least, name, value,
+            f"it must be an integer >= {least}")
+    return value
+
+
 def _as_list(name: str, value, cast, kinds: tuple, what: str, example: str, empty_ok: bool = False) -> list:
     """A list (non-empty unless empty_ok) from a list/tuple, one value, or a comma-separated string;
     bools are refused."""
@@ -83,57 +98,22 @@ def as_float_list(name: str, value) -> list[float]:
     return _as_list(name, value, float, (int, float), "numbers", '[0.5, 0.6] or "0.5,0.6"')
 
 
-def seed_list(n_seeds) -> list[int]:
-    require(isinstance(n_seeds, int) and not isinstance(n_seeds, bool) and n_seeds >= 1, "n_seeds", n_seeds,
-            "it must be an integer >= 1 (runs use init seeds 0..n_seeds-1)")
-    return list(range(n_seeds))
+def seed_pairs(S: dict) -> list[tuple[int, int]]:
+    """(init seed, split seed) of every run of one setting: init seeds 0..n_seeds-1 crossed with
+    split seeds split_seed..split_seed+n_split_seeds-1."""
+    n_init = count("n_seeds", S["n_seeds"], 1)
+    n_split = count("n_split_seeds", S["n_split_seeds"], 1)
+    count("split_seed", S["split_seed"], 0)
+    return [(i, S["split_seed"] + k) for k in range(n_split) for i in range(n_init)]
 
 
-def load_runs(configs: list[RunConfig], train: bool = True):
-    """load_or_train without progress bars or split warnings; prints how many runs were found or trained.
-
-    Raises LookupError (from load_or_train) when train is False and a run is missing.
-    """
-    from .store import RunStore
-
-    store = RunStore()
-    n_unique = len({c.key() for c in configs})
-    hits = sum(store.entry(k).exists() for k in {c.key() for c in configs})
-    t0 = time.time()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)   # shrunk splits are reported by the notebooks
-        runs = load_or_train(configs, store=store, progress=False, train=train)
-    print(f"{n_unique} run(s): {hits} from the run store, {n_unique - hits} trained now "
-          f"({time.time() - t0:.1f} s); store: {_shown(store.root)}")
-    return runs
+def run_config(S: dict, **fields) -> RunConfig:
+    """The RunConfig of the settings in S named like its fields (p, lr, n_steps, the recording ...),
+    with `fields` put over them: a setting shared by a chapter's runs is written once, in its profile."""
+    own = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in S.items() if k in own} | fields)
 
 
-def _shown(path) -> str:
-    """The store folder relative to the repository, or the variable that named it."""
-    import os
-
-    from .store import ENV_VAR, REPO_ROOT
-
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT)) + "/"
-    except ValueError:
-        return f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(path)
-
-
-def provenance_rows(runs) -> list[list[str]]:
-    """Where the runs came from, one row per training batch: runs, config hashes (the first few),
-    device, torch, code commit, and the batch's training wall time."""
-    batches: dict[tuple, list[str]] = {}
-    for r in {r.key: r for r in runs}.values():
-        m = r.meta
-        where = (str(m.get("device", "?")), str(m.get("torch", "?")), str(m.get("code_commit", "?")),
-                 m.get("wall_time_s", float("nan")), m.get("batch_size", "?"))
-        batches.setdefault(where, []).append(r.key)
-    rows = []
-    for (device, torch_version, commit, wall, size), keys in batches.items():
-        shown = ", ".join(f"`{k}`" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-        rows.append([str(len(keys)), shown, device, torch_version, commit, f"{wall:.0f} s (batch of {size})"])
-    return rows
-
-
-PROVENANCE_HEADERS = ["runs", "config hashes", "device", "torch", "code commit", "training time"]
+def runs_per_seed_pairs(S: dict, settings: list[dict]) -> list[RunConfig]:
+    """One run per setting (a dict of RunConfig fields) and seed pair, settings outermost."""
+    return [run_config(S, **setting, init_seed=i, split_seed=s) for setting in settings for i, s in seed_pairs(S)]
