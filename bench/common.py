@@ -18,7 +18,7 @@ import torch
 from bench.arithmetic import measure_fp32_rate, per_sample_flops, recorded_fraction, step_flops
 from grok_core.config import RunConfig
 from grok_core.devices import set_strict_fp32
-from grok_core.programme import PAPER_RECORD
+from grok_core.chapters.settings import PAPER_RECORD
 from grok_core.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

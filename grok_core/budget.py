@@ -83,7 +83,7 @@ def bytes_per_run(cfg: RunConfig) -> int:
 
 
 def pair_flops(cfg: RunConfig) -> int:
-    """Forward FLOPs per (i, j) pair, as the model declares them (bench/speed.py's per_sample_flops in closed form)."""
+    """Forward FLOPs per (i, j) pair, as the model declares them (bench/arithmetic.py's per_sample_flops in closed form)."""
     return model_class(cfg.model).pair_flops(cfg)
 
 

@@ -146,7 +146,7 @@ def linear(x: torch.Tensor, W: torch.Tensor, add: torch.Tensor | None = None) ->
     chunk is its own batch entry with a copy of its run's W; the weight gradient then comes out as
     many short products summed over chunks. For a handful of long products cuBLAS picks small-tile
     kernels that walk the whole row sum serially; chunked, forward and backward together run faster
-    (`bench/speed.py --only chunking`). Cutting changes only the order of the gradient's sum.
+    (`bench/kernels.py --only chunking`). Cutting changes only the order of the gradient's sum.
     """
     R, *grid, d_in = x.shape
     d_out = W.shape[-1]

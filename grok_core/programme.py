@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from .chapters import names, setup
-from .chapters.settings import PAPER_RECORD  # noqa: F401 -- the paper profiles' history resolution, read by bench/
 from .config import RunConfig
 from .runner import batch_cost, batch_label, plan, precompiled, train_batch
 

@@ -471,7 +471,7 @@ class RunStore:
                     out.append(Leftover(p, "temporary, its writer has ended", _size(p)))
                 elif folder == self.runs_dir and re.fullmatch(r"[0-9a-f]{16}\.corrupt-.+", p.name):
                     out.append(Leftover(p, "damaged entry, moved aside", _size(p)))
-                elif folder == self.ckpt_dir and re.fullmatch(r"[0-9a-f]{16}\.pt\.unusable-.+", p.name):
+                elif folder == self.ckpt_dir and re.fullmatch(r"(resnet-)?[0-9a-f]{16}\.pt\.unusable-.+", p.name):
                     out.append(Leftover(p, "unusable checkpoint, moved aside", _size(p)))
         for ck in self.checkpoints():
             if ck.error is not None:

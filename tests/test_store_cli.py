@@ -81,6 +81,7 @@ def test_list_all_shows_and_gc_removes_only_leftovers(tmp_path, capsys):
     garbage = {quarantined, runs / f".tmp-{cfgs[0].key()}-{dead}-1", runs / f".old-{cfgs[0].key()}-{dead}-2",
                ckpts / f".{store.checkpoint_path(cfgs[2:]).name}.{dead}.tmp", ckpts / "0123456789abcdef.pt",
                ckpts / "0123456789abcdef.pt.unusable-20250101T000000-1-abcdef",
+               ckpts / "resnet-0123456789abcdef.pt.unusable-20250101T000000-1-abcdef",
                store.checkpoint_path(cfgs[:2])}                          # its runs are all stored
     kept = {runs / f".tmp-{cfgs[0].key()}-{os.getpid()}-3",             # a writer still at work
             store.checkpoint_path(cfgs[2:]),                             # an unfinished batch
@@ -96,15 +97,15 @@ def test_list_all_shows_and_gc_removes_only_leftovers(tmp_path, capsys):
     assert main(["--results", root, "gc"]) == 0
     out = capsys.readouterr().out
     assert {Path(m) for m in re.findall(r"^would remove (\S+) \(", out, re.M)} == garbage
-    assert re.search(r"^7 item\(s\), \d+ bytes; grok gc --yes removes them$", out, re.M)
+    assert re.search(r"^8 item\(s\), \d+ bytes; grok gc --yes removes them$", out, re.M)
     assert all(p.exists() for p in garbage | kept)
     assert main(["--results", root, "list", "--all"]) == 0
     out = capsys.readouterr().out
     assert f"checkpoint {store.checkpoint_path(cfgs[2:])}: 1 run(s) at step 3 of 5" in out
     assert {Path(m) for m in re.findall(r"^leftover (\S+): ", out, re.M)} == garbage
-    assert "unreadable checkpoint: it carries no checksum" in out and "7 leftover(s)" in out
+    assert "unreadable checkpoint: it carries no checksum" in out and "8 leftover(s)" in out
     assert main(["--results", root, "gc", "--yes"]) == 0
-    assert len(re.findall(r"^removed ", capsys.readouterr().out, re.M)) == 8       # 7 items and the total
+    assert len(re.findall(r"^removed ", capsys.readouterr().out, re.M)) == 9       # 8 items and the total
     assert not any(p.exists() for p in garbage) and all(p.exists() for p in kept)
     assert main(["--results", root, "gc"]) == 0
     assert capsys.readouterr().out == f"nothing to remove in {root}\n"
