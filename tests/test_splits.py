@@ -116,3 +116,10 @@ def test_split_sizes_without_building_the_split(cfg):
         warnings.simplefilter("ignore", UserWarning)
         sp = make_split(cfg)
     assert split_sizes(cfg) == (len(sp.train_idx), len(sp.test_idx))
+
+
+@pytest.mark.parametrize("split,param", [("random", 0), ("square", 0), ("square", 3), ("strip", 0), ("strip", 3)])
+def test_the_test_set_is_never_empty(split, param):
+    """frac_train < 1 and a block of at least one pair leave test pairs at any setting: no check is needed."""
+    cfg = RunConfig(p=5, split=split, split_param=param, frac_train=0.999999)
+    assert len(make_split(cfg).test_idx) == split_sizes(cfg)[1] >= 1
