@@ -20,7 +20,7 @@ import torch
 from . import precompile
 from .budget import bytes_per_run
 from .config import RunConfig
-from .splits import split_sizes
+from .splits import split_sizes, warn_if_shrunk
 from .store import Run, RunStore, code_commit
 from .devices import default_device, device_name, set_strict_fp32
 from .train import Trainer, recorded_steps
@@ -196,6 +196,8 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
     save_weights also stores each newly trained run's final flat parameters (weights.pt)."""
     store = store or RunStore()
     configs = list(configs)
+    for c in configs:          # a train set cut short by its block is said before anything trains (counted)
+        warn_if_shrunk(c)
     found = {c.key(): store.get(c) for c in configs}
     missing = list({c.key(): c for c in configs if found[c.key()] is None}.values())
     if missing and not train:

@@ -53,17 +53,24 @@ def split_sizes(cfg: RunConfig) -> tuple[int, int]:
     return n_train, n - n_train
 
 
+def warn_if_shrunk(cfg: RunConfig) -> bool:
+    """Warn, from the counts alone, when the block leaves fewer pairs than frac_train asks for; True if so."""
+    n_train, n_test = split_sizes(cfg)
+    asked = int(cfg.frac_train * cfg.p * cfg.p)
+    if n_train < asked:
+        warnings.warn(f"{cfg.split} split with parameter {cfg.split_param} leaves only {n_train} pairs outside "
+                      f"the block, fewer than int(frac_train * p^2) = {asked}: train is the whole remainder",
+                      stacklevel=3)
+    return n_train < asked
+
+
 def make_split(cfg: RunConfig) -> Split:
     p, n = cfg.p, cfg.p * cfg.p
     n_train = int(cfg.frac_train * n)
     block = block_mask(p, cfg.split, cfg.split_param)
     remainder = torch.nonzero(~block).flatten().tolist()      # i-major order, block removed
     random.Random(cfg.split_seed).shuffle(remainder)           # same stream as random.seed(s); shuffle
-    shrunk = len(remainder) < n_train
-    if shrunk:
-        warnings.warn(f"{cfg.split} split with parameter {cfg.split_param} leaves only {len(remainder)} pairs outside "
-                      f"the block, fewer than int(frac_train * p^2) = {n_train}: train is the whole remainder",
-                      stacklevel=2)
+    shrunk = warn_if_shrunk(cfg)
     train = remainder[:n_train]
     rest = remainder[n_train:]
     test = torch.nonzero(block).flatten().tolist() + rest
