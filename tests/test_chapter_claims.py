@@ -64,10 +64,16 @@ def _close(a, b, path="") -> list[str]:
     return [] if a == b and type(a) is type(b) else [f"{path}: {a!r} != {b!r}"]
 
 
+def names_with_runs(chapter: str) -> bool:
+    return chapter in names("run_configs")
+
+
 @pytest.mark.slow
 def test_paper_claims_are_computed_from_the_stored_runs(paper_exports):
     store = RunStore(REPO_ROOT / "results")
     for chapter, exported in paper_exports.items():
+        if not names_with_runs(chapter):
+            continue         # the ResNet runs: checked from their own store in test_results_measures.py
         S, configs = setup(chapter, "paper", {})
         runs = load_or_train(configs, store=store, train=False)
         here = json_safe({"chapter": chapter, "profile": "paper", **chapter_claims(chapter, S, runs)})
@@ -124,7 +130,7 @@ QUICK_BANDS = {
     ],
     "fig4_x2xyy2_frac": [
         ("every run memorises by step 100 of 300 (measured: steps 29-47)", memorised_by(100)),
-        ("the correct test pairs stay roughly constant across train shares: 70-160 in every run (measured 83-140)",
+        ("the correct test pairs lie in 70-160 in every run at every train share (measured 83-140)",
          lambda c: all(70 <= x <= 160 for s in c["settings"] for x in s["correct_test_pairs"])),
         ("generalisation is partial: late test accuracy 0.25-0.85 in every run (measured 0.34-0.75)",
          lambda c: all(0.25 <= r["late_test_acc"] <= 0.85 for r in c["runs"])),

@@ -15,6 +15,7 @@ import numpy as np
 from ..analysis import steps_to_threshold
 from ..plotting import fmt_pm
 from ..store import REPO_ROOT
+from ..verdicts import ResultBox
 from . import find
 
 EXPORTS_VAR = "GROKBOOK_EXPORTS"
@@ -30,12 +31,6 @@ def run_facts(run) -> dict:
             "late_train_acc": float(np.mean(h["train_acc"][late])), "late_test_acc": float(np.mean(h["test_acc"][late]))}
 
 
-def mean_reached(values) -> float:
-    """Mean of the values that are not None (runs that reached a threshold); NaN if none did."""
-    got = [v for v in values if v is not None]
-    return float(np.mean(got)) if got else math.nan
-
-
 def reached_text(steps: list) -> str:
     """Steps to a threshold as a table cell: mean ± sd over the runs that got there, and how many they are."""
     got = [x for x in steps if x is not None]
@@ -43,8 +38,20 @@ def reached_text(steps: list) -> str:
 
 
 def chapter_claims(chapter: str, S: dict, runs) -> dict:
-    """{"settings": the chapter's per-setting numbers, "runs": run_facts of every run, in order}."""
-    return {"settings": find(chapter).claims(S, runs), "runs": [run_facts(r) for r in runs]}
+    """{"settings": the chapter's per-setting numbers, "runs": run_facts of every run, in order, and "result":
+    its result box (claim, measured, verdict, rule) where the chapter module has a `result(S, C)`}."""
+    module = find(chapter)
+    C = {"settings": module.claims(S, runs), "runs": [run_facts(r) for r in runs]}
+    if hasattr(module, "result"):
+        C["result"] = module.result(S, C).to_dict()
+    return C
+
+
+def show_result(C: dict):
+    """Glue the result box for the chapter's first screen (its top cell shows it with {glue:md}`result`)."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+    glue("result", Markdown(ResultBox(**C["result"]).markdown()), display=False)
 
 
 def exports_dir() -> Path:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..analysis import group_runs, mean_sd, on_grid, steps_to_threshold
 from ..plotting import fmt_pm
+from ..verdicts import ResultBox
 from .claims import reached_text, run_facts
 from .settings import FULL_RECORD, PAPER_RECORD, as_int_list, require, runs_per_seed_pairs
 
@@ -65,3 +66,34 @@ def fluctuation_trend(settings: list[dict]) -> tuple[dict[int, float], bool]:
     fl = {d: v for d, v in fl.items() if not np.isnan(v)}
     ds = list(fl)
     return fl, all(fl[a] <= fl[b] for a, b in zip(ds, ds[1:]))
+
+
+FLUCT_GROWTH = 1.25   # each added layer must raise the mean fluctuation by a quarter: a depth's mean over 8 runs has a standard error of up to ~13 % of it
+MED_FALL = 1.0        # MED has decreased over a run when its final value is below its initial one
+
+
+def result(S: dict, C: dict) -> ResultBox:
+    fl = {s["layers"]: mean_sd(s["fluctuation"])[0] for s in C["settings"]}
+    med = {s["layers"]: float(np.mean(s["med_final_over_initial"])) for s in C["settings"]}
+    ds = sorted(fl)
+    grows = len(ds) > 1 and all(fl[a] * FLUCT_GROWTH <= fl[b] for a, b in zip(ds, ds[1:]))
+    reversed_ = len(ds) > 1 and fl[ds[-1]] < fl[ds[0]]
+    falling = [d for d in ds if med[d] < MED_FALL]
+    halves = grows + (len(falling) == len(ds))
+    verdict = ("contradicted" if reversed_ else "reproduced" if halves == 2 else
+               "partly reproduced" if halves == 1 else "not reproduced")
+    n_runs = len(C["settings"][0]["fluctuation"]) if C["settings"] else 0
+    return ResultBox(
+        claim=("Fig. 2: with more transformer layers the test accuracy fluctuates more strongly after memorisation, "
+               "while MED keeps decreasing."),
+        measured=(f"p = {S['p']}, f = x + y, random split, frac {S['frac_train']}, {n_runs} runs per depth "
+                  f"({S['n_seeds']} init seeds × {S['n_split_seeds']} split seeds), {S['n_steps']} steps. Mean "
+                  f"fluctuation after memorisation for {' / '.join(map(str, ds))} layers: "
+                  f"{' / '.join(f'{fl[d]:.3f}' for d in ds)} points per {S['record_every']} step{'s' if S['record_every'] > 1 else ''}; final over initial MED: "
+                  f"{' / '.join(f'{med[d]:.2f}' for d in ds)}, so MED ends below its start at "
+                  f"{len(falling)} of {len(ds)} depths."),
+        verdict=verdict,
+        rule=(f"Two halves: the fluctuation half holds if each added layer raises the mean fluctuation at least "
+              f"{FLUCT_GROWTH:g}-fold, the MED half if the mean final over initial MED is below {MED_FALL:g} "
+              "at every depth; reproduced if both hold, partly reproduced if one does, not reproduced if neither, "
+              "contradicted if the deepest model fluctuates less than the shallowest."))

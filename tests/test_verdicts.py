@@ -1,0 +1,26 @@
+"""Result boxes: a verdict is one of four words, decided by a rule; the box renders it first."""
+import pytest
+
+from grok_core.verdicts import VERDICTS, ResultBox, by_share
+
+
+def test_a_box_takes_only_the_four_verdicts():
+    for v in VERDICTS:
+        assert ResultBox("c", "m", v, "r").verdict == v
+    with pytest.raises(ValueError, match="verdict='agrees' is not one of"):
+        ResultBox("c", "m", "agrees", "r")
+
+
+def test_by_share_thresholds():
+    assert by_share(8, 8) == "reproduced"
+    assert by_share(7, 8) == "partly reproduced"
+    assert by_share(4, 8) == "partly reproduced"
+    assert by_share(3, 8) == "not reproduced"
+    assert by_share(0, 0) == "not reproduced"
+    assert by_share(6, 8, all_of=0.75) == "reproduced"
+
+
+def test_the_markdown_names_verdict_claim_numbers_and_rule():
+    md = ResultBox("Fig. 9: X halves Y.", "0.91 over 8 runs", "not reproduced", "ratio <= 0.6").markdown()
+    assert md.startswith(":::{admonition} Verdict: not reproduced\n:class: warning\n")
+    assert "Fig. 9: X halves Y." in md and "0.91 over 8 runs" in md and "ratio <= 0.6" in md and md.endswith(":::\n")
