@@ -38,10 +38,13 @@ def reached_text(steps: list) -> str:
 
 
 def chapter_claims(chapter: str, S: dict, runs) -> dict:
-    """{"settings": the chapter's per-setting numbers, "runs": run_facts of every run, in order, and "result":
-    its result box (claim, measured, verdict, rule) where the chapter module has a `result(S, C)`}."""
+    """{"settings": the chapter's per-setting numbers, "runs": run_facts of every run, in order (for chapters whose
+    runs are RunConfig runs, the ones with `run_configs`), and "result": its result box where the chapter module
+    has a `result(S, C)` (claim, measured, verdict, rule)}."""
     module = find(chapter)
-    C = {"settings": module.claims(S, runs), "runs": [run_facts(r) for r in runs]}
+    C = {"settings": module.claims(S, runs)}
+    if hasattr(module, "run_configs"):
+        C["runs"] = [run_facts(r) for r in runs]
     if hasattr(module, "result"):
         C["result"] = module.result(S, C).to_dict()
     return C
