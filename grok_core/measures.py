@@ -148,3 +148,57 @@ def _med_hidden(ctx):
     W_E = ctx.w["W_E"]
     diag = torch.arange(ctx.cfg.p, device=W_E.device).expand(W_E.shape[0], -1)
     return cyclic_med(ctx.model.act(ctx.model.trunk(ctx.w, diag, diag)))
+
+
+# -- embedding uniformity (the paper's first insight), recorded only for runs that ask for them ------------
+def _operand_embeddings(ctx) -> torch.Tensor:
+    """[run, p, d]: the embeddings of the operand tokens 0..p-1."""
+    return ctx.w["W_E"][:, :ctx.cfg.p]
+
+
+def spread(x: torch.Tensor) -> torch.Tensor:
+    """Coefficient of variation over the last axis, std / mean (population std): 0 when all are equal."""
+    return x.std(-1, correction=0) / x.mean(-1)
+
+
+def effective_dimension(points: torch.Tensor) -> torch.Tensor:
+    """[run, n, d] -> [run]: participation ratio (sum λ)^2 / sum λ^2 of the centred points' Gram spectrum,
+    from traces (no eigendecomposition): 2 for points on a circle, d for an isotropic cloud."""
+    c = points - points.mean(-2, keepdim=True)
+    gram = c.transpose(-1, -2) @ c
+    return (c * c).sum((-1, -2)) ** 2 / (gram * gram).sum((-1, -2))
+
+
+def top_frequency_share(points: torch.Tensor) -> torch.Tensor:
+    """[run, n, d] -> [run]: the share of the centred points' energy over the token axis that lies in its
+    strongest Fourier frequency pair (k, n-k): 1 for points evenly spaced on one circle, i -> angle 2πki/n."""
+    n = points.shape[-2]
+    c = points - points.mean(-2, keepdim=True)
+    k = torch.arange(1, n // 2 + 1, device=points.device, dtype=torch.float64)
+    angle = (2 * torch.pi / n) * k[:, None] * torch.arange(n, device=points.device, dtype=torch.float64)
+    energy = ((torch.cos(angle).to(c.dtype) @ c) ** 2 + (torch.sin(angle).to(c.dtype) @ c) ** 2).sum(-1)   # [run, K]
+    pair = torch.where(2 * k == n, 1.0, 2.0).to(c.dtype)        # k and n-k carry the same energy (once if k = n/2)
+    return (energy * pair).amax(-1) / (n * (c * c).sum((-1, -2)))
+
+
+@register("embed_norm_cv", default=False)
+def _embed_norm_cv(ctx):
+    """Spread of the operand embeddings' norms (0: all on one sphere)."""
+    return spread(_operand_embeddings(ctx).norm(dim=-1))
+
+
+@register("embed_step_cv", default=False)
+def _embed_step_cv(ctx):
+    """Spread of the cyclic adjacent differences ||φ(i+1) - φ(i)|| (0: evenly spaced; MED is their mean)."""
+    x = _operand_embeddings(ctx)
+    return spread((torch.roll(x, -1, dims=-2) - x).norm(dim=-1))
+
+
+@register("embed_eff_dim", default=False)
+def _embed_eff_dim(ctx):
+    return effective_dimension(_operand_embeddings(ctx))
+
+
+@register("embed_top_freq", default=False)
+def _embed_top_freq(ctx):
+    return top_frequency_share(_operand_embeddings(ctx))
