@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis import group_runs
+from ..symmetry import mirrored_share
 from ..verdicts import ResultBox
 from .claims import run_facts
-from .runs import quiet_split
 from .settings import FULL_RECORD, PAPER_RECORD, as_float_list, runs_per_seed_pairs
 
 PROFILES = {
@@ -29,14 +29,6 @@ def check(S: dict):
 
 def run_configs(S: dict):
     return runs_per_seed_pairs(S, [dict(split="random", frac_train=f) for f in S["fracs"]])
-
-
-def mirrored_share(cfg) -> float:
-    """The share of the split's test pairs (i, j) whose mirror (j, i) is a training pair: what a model that has
-    learned only f(i, j) = f(j, i) answers."""
-    sp, p = quiet_split(cfg), cfg.p
-    mirror = (sp.test_idx % p) * p + sp.test_idx // p
-    return float(sp.train_mask[mirror].float().mean())
 
 
 def claims(S: dict, runs) -> list[dict]:
