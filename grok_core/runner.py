@@ -54,6 +54,8 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
     meta = {"code_commit": code_commit(), "device": device_name(trainer.device), "torch": torch.__version__,
             "cuda_graph": trainer.use_graph, "compiled": trainer.compiled,
             "wall_time_s": round(wall, 3), "batch_size": len(configs), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if start:
+        meta["resumed_at_step"] = start       # wall_time_s then covers only the steps from here on
     snaps = trainer.snapshots() or [None] * len(configs)
     runs = [store.put(c, h, meta, trainer.flat[r].detach() if save_weights else None, snaps[r])
             for r, (c, h) in enumerate(zip(configs, trainer.histories()))]

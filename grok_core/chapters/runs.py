@@ -49,17 +49,18 @@ def quiet_split(cfg: RunConfig):
 
 def provenance_rows(runs) -> list[list[str]]:
     """Where the runs came from, one row per training batch: runs, config hashes (the first few),
-    device, torch, code commit, and the batch's training wall time."""
+    device, torch, code commit, and the batch's training wall time (of its last segment, if it was resumed)."""
     batches: dict[tuple, list[str]] = {}
     for r in {r.key: r for r in runs}.values():
         m = r.meta
         where = (str(m.get("device", "?")), str(m.get("torch", "?")), str(m.get("code_commit", "?")),
-                 m.get("wall_time_s", float("nan")), m.get("batch_size", "?"))
+                 m.get("wall_time_s", float("nan")), m.get("batch_size", "?"), m.get("resumed_at_step"))
         batches.setdefault(where, []).append(r.key)
     rows = []
-    for (device, torch_version, commit, wall, size), keys in batches.items():
+    for (device, torch_version, commit, wall, size, resumed), keys in batches.items():
         shown = ", ".join(f"`{k}`" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-        rows.append([str(len(keys)), shown, device, torch_version, commit, f"{wall:.0f} s (batch of {size})"])
+        when = f", steps from {resumed} on, resumed from a checkpoint" if resumed else ""
+        rows.append([str(len(keys)), shown, device, torch_version, commit, f"{wall:.0f} s (batch of {size}{when})"])
     return rows
 
 
