@@ -124,9 +124,10 @@ def test_the_runner_checks_the_store_is_writable_before_training(tmp_path, monke
 
 
 def test_chapters_come_in_book_order():
-    assert names() == ["fig3_splits", "table1_square_strip", "fig4_x2xyy2_frac", "fig5_med_primes", "fig2_layers",
-                       "resnet", "figs12_19_functions", "fig20_toeplitz"]          # as _toc.yml lists them
-    assert names("run_configs") == [n for n in names() if n not in ("fig3_splits", "resnet")]
+    assert names() == ["fig3_splits", "table1_square_strip", "fig4_x2xyy2_frac", "ceilings", "theory_uniformity",
+                       "fig5_med_primes", "fig2_layers", "resnet", "appendix_d", "figs12_19_functions",
+                       "fig20_toeplitz"]                                          # as _toc.yml lists them
+    assert names("run_configs") == [n for n in names() if n not in ("fig3_splits", "ceilings", "resnet")]
 
 
 TOY_CHAPTER = '''"""A toy chapter: x + y at p = 11 for a few widths."""
