@@ -1,38 +1,49 @@
 """One figure style for every chapter of the book, plus the captions and tables shown with figures.
 
 `use_style()` sets matplotlib's rcParams; `plot_runs` draws every run of a setting faintly with
-the mean and a band of one standard deviation on top; `show_figure` displays a figure followed by
-its caption (config hashes and seeds included); `md_table` renders rows as a Markdown table.
+the mean and a band of one standard deviation on top; `log_steps` gives an axis a logarithmic step
+scale (for dynamics that sit in the first few thousand steps); `legend_below` puts a legend under
+its axes instead of over the curves; `show_figure` displays a figure as a PNG of PNG_DPI dots per
+inch (shown at CSS_DPI, so it stays sharp on phones and high-density screens) followed by its
+caption (config hashes and seeds included); `md_table` renders rows as a Markdown table.
 No numbers are computed here beyond means and spreads of what is passed in.
 """
 from __future__ import annotations
 
+import io
+import struct
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 BOOK_WIDTH = 7.5          # inches: the width of the book's text column at 100 % zoom
+PNG_DPI = 200             # dots per inch of the PNG a figure is shown as
+CSS_DPI = 100             # CSS pixels per figure inch on the page: a 7.5 in figure is 750 px wide, 1500 dots
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 TRAIN_COLOR, TEST_COLOR, MED_COLOR = "#0072B2", "#D55E00", "#009E73"
 SPLIT_COLORS = {"train": "#0072B2", "block": "#D55E00", "test": "#DDDDDD"}
 
 STYLE = {
-    "figure.dpi": 100,
-    "savefig.dpi": 100,
+    "figure.dpi": CSS_DPI,
+    "savefig.dpi": PNG_DPI,
     "figure.figsize": (BOOK_WIDTH, 3.0),
     "figure.constrained_layout.use": True,
-    "font.size": 9,
-    "axes.titlesize": 9.5,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
+    # sizes in points of a 7.5 in figure shown 750 px wide: 11 pt is about 15 px on a desktop screen,
+    # and still legible when a phone shrinks the figure to its width
+    "font.size": 11,
+    "axes.titlesize": 11.5,
+    "axes.labelsize": 11,
+    "legend.fontsize": 10,
     "legend.frameon": False,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
     "grid.alpha": 0.25,
-    "lines.linewidth": 1.4,
+    "lines.linewidth": 1.6,
     "axes.prop_cycle": mpl.cycler(color=PALETTE),
 }
 
@@ -55,16 +66,72 @@ def _thin(n: int, max_points: int = 1500) -> slice:
     return slice(None, None, max(1, n // max_points))
 
 
+def _thin_log(steps, max_points: int = 1500) -> np.ndarray:
+    """Indices of at most about max_points entries of `steps`, evenly spaced in log(step): on a log-step axis a
+    uniform thinning would keep too few of the early steps, where such an axis spends most of its width."""
+    steps = np.asarray(steps)
+    if len(steps) <= max_points:
+        return np.arange(len(steps))
+    first = max(float(steps[steps > 0].min()), 1.0) if np.any(steps > 0) else 1.0
+    targets = np.geomspace(first, max(float(steps[-1]), first), max_points)
+    idx = np.searchsorted(steps, targets).clip(0, len(steps) - 1)
+    return np.unique(np.concatenate([[0], idx, [len(steps) - 1]]))
+
+
+def _step_label(x, _pos=None) -> str:
+    """Tick labels of a step axis: 0, 10, 100, 1k, 10k, 30k."""
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000:
+        v = x / 1000
+        return f"{v:.0f}k" if v == int(v) else f"{v:g}k"
+    return f"{x:g}"
+
+
+def log_steps(ax, linthresh: float = 100, n_steps: int | None = None):
+    """A logarithmic step axis for dynamics that sit in the first few thousand steps of a long run.
+
+    Symmetric-log: linear from 0 to linthresh (step 0 stays on the axis), logarithmic above it. Call it before
+    plot_runs, which then thins the curves evenly in log(step). n_steps, if given, ends the axis there.
+    On axes created with sharex, one call sets the scale of all of them."""
+    ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
+    ax.xaxis.set_major_locator(mpl.ticker.SymmetricalLogLocator(base=10, linthresh=linthresh))
+    ax.xaxis.set_minor_locator(mpl.ticker.SymmetricalLogLocator(base=10, linthresh=linthresh,
+                                                                subs=np.arange(2, 10)))
+    ax.xaxis.set_major_formatter(FuncFormatter(_step_label))
+    ax.set_xlim(left=0, right=n_steps)
+
+
+def legend_below(ax, ncols: int = 3, handles_from=None, **kw):
+    """The axes' legend under the axes (below its tick labels and x label) instead of over its curves.
+
+    Constrained layout makes room for it. handles_from: another axes whose legend entries to use (a panel that
+    lacks some of the lines, e.g. a bottom row that shares the settings of the row above)."""
+    handles, labels = (handles_from or ax).get_legend_handles_labels()
+    fm = mpl.font_manager.FontProperties
+    tick = fm(size=mpl.rcParams["xtick.labelsize"]).get_size_in_points()
+    label = fm(size=mpl.rcParams["axes.labelsize"]).get_size_in_points()
+    below = mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"] + 1.3 * tick
+    if ax.get_xlabel():
+        below += mpl.rcParams["axes.labelpad"] + 1.3 * label
+    offset = mpl.transforms.ScaledTranslation(0, -(below + 2) / 72, ax.figure.dpi_scale_trans)
+    kw.setdefault("handlelength", 1.5)
+    kw.setdefault("columnspacing", 1.0)
+    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                     bbox_transform=ax.transAxes + offset, ncols=ncols, **kw)
+
+
 def plot_runs(ax, runs, key: str, color=None, label: str | None = None, scale: float = 1.0,
               band: bool = True, faint: bool = True, clip=None, max_points: int = 1500, log: bool = False):
     """Every run faint, the mean over runs as a line and mean ± sd as a band; returns the line.
 
     runs: Runs of one setting (equal lengths); key: a history entry; scale multiplies the values.
-    log: for a log-scaled axis (losses): the geometric mean, and the band one sd of log10 either side.
+    On a log or symlog x axis (log_steps) the curves are thinned evenly in log(step).
+    log: for a log-scaled y axis (losses): the geometric mean, and the band one sd of log10 either side.
     """
     data = np.stack([np.asarray(r.history[key], dtype=np.float64) for r in runs]) * scale   # [run, step]
     steps = np.asarray(runs[0].history["step"])
-    sl = _thin(len(steps), max_points)
+    sl = _thin_log(steps, max_points) if ax.get_xscale() in ("log", "symlog") else _thin(len(steps), max_points)
     x = steps[sl]
     if faint and len(runs) > 1:
         for row in data:
@@ -121,12 +188,31 @@ def runs_caption(groups: dict, label=str, max_keys: int = 4) -> str:
     return "; ".join(parts) + "."
 
 
-def show_figure(fig, caption: str, number: str | None = None):
-    """Display the figure, then its caption as Markdown below it; closes the figure."""
-    from IPython.display import Markdown, display
+def png_bytes(fig, dpi: int = PNG_DPI) -> bytes:
+    """The figure as PNG bytes at `dpi`, cropped to its content like the notebook's inline display."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
 
-    plt.show()
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels, read from a PNG's header."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    return struct.unpack(">II", data[16:24])
+
+
+def show_figure(fig, caption: str, number: str | None = None):
+    """Display the figure, then its caption as Markdown below it; closes the figure.
+
+    The figure is shown as a PNG of PNG_DPI dots per inch, declared CSS_DPI pixels per inch wide: a book-width
+    figure takes the text column (and shrinks with it on a phone) while keeping twice the dots for zooming."""
+    from IPython.display import Image, Markdown, display
+
+    data = png_bytes(fig)
     plt.close(fig)
+    width = round(png_size(data)[0] * CSS_DPI / PNG_DPI)
+    display(Image(data=data, format="png", width=width))
     head = f"**{number}.** " if number else ""
     display(Markdown(f"{head}{caption}"))
 
