@@ -98,6 +98,19 @@ def execute(name: str, profile: str, out_dir: Path, gpu: bool) -> dict:
     return {"name": name, "profile": used, "seconds": time.time() - t0, "note": note}
 
 
+def fold_injected(path: Path):
+    """Tag papermill's injected-parameters cell `fold`, like the set-up cells after the parameters cell: the book
+    shows them all inside the parameters cell's fold (book/_vendor/grokbook.css), closed on the first screen."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "fold" not in tags:
+            cell.metadata["tags"] = tags + ["fold"]
+    nbformat.write(nb, path)
+
+
 def strip_images(path: Path):
     """Drop PNG data from a reference notebook: nbval does not compare images, and they are most of its size."""
     import nbformat
@@ -165,6 +178,8 @@ def main(argv=None):
         r = execute(name, profile, out_dir, gpu)
         if args.refs:
             strip_images(out_dir / f"{name}.ipynb")
+        else:
+            fold_injected(out_dir / f"{name}.ipynb")
         results.append(r)
         print(f"{r['profile']} profile, {r['seconds']:.1f} s" + (f" ({r['note']})" if r["note"] else ""), flush=True)
     print(f"Executed {len(names)} notebook(s) in {time.time() - t_all:.0f} s")
