@@ -17,11 +17,15 @@ from grok_core.train import recorded_steps
 
 def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories():
     per = paper_configs()
+    S = setup("appendix_d", "paper", {})[0]
     assert {k: len(v) for k, v in per.items()} == {
-        "table1_square_strip": 120, "fig2_layers": 32, "fig4_x2xyy2_frac": 24, "fig5_med_primes": 32,
+        "table1_square_strip": 120, "theory_uniformity": 80, "fig5_med_primes": 32, "fig2_layers": 32,
+        "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
         "figs12_19_functions": 64, "fig20_toeplitz": 72}
-    for cs in per.values():
-        assert all((c.record_dense, c.record_every, c.n_steps) == (2000, 20, 30000) for c in cs)
+    steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000}}
+    for name, cs in per.items():
+        assert all((c.record_dense, c.record_every) == (2000, 20) for c in cs)
+        assert {c.n_steps for c in cs} == steps.get(name, {30000})
     t1 = per["table1_square_strip"]
     pairs = {(c.init_seed, c.split_seed) for c in t1 if (c.split, c.split_param) == ("square", 30)}
     assert pairs == {(i, s) for i in range(4) for s in (0, 1)}              # crossed, both recorded
