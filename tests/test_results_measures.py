@@ -56,17 +56,6 @@ def test_restricted_mean_censors_runs_that_never_grok():
     assert math.isnan(fig20.restricted_mean([], 1000))
 
 
-def test_fig20_claims_ratio_uses_the_censored_mean():
-    class Run:
-        def __init__(self, init, reached):
-            self.key, self.config = init, type("C", (), {"frac_train": 0.3, "embed_init": init, "n_steps": 1000})
-            self.history = {"step": np.array([0, reached or 500, 1000]), "train_acc": np.ones(3),
-                            "test_acc": np.array([0.0, 1.0, 1.0] if reached else [0.0, 0.0, 0.0])}
-    S = {"fracs": [0.3], "embed_inits": ["normal", "toeplitz"], "n_steps": 1000}
-    st = fig20.claims(S, [Run("normal", 200), Run("normal", None), Run("toeplitz", 100), Run("toeplitz", 300)])
-    assert [s["restricted_mean"] for s in st] == [600, 200] and st[1]["ratio_to_normal"] == pytest.approx(1 / 3)
-
-
 def fig20_setting(frac, toeplitz, circulant):
     return [{"frac": frac, "init": "normal", "ratio_to_normal": math.nan},
             {"frac": frac, "init": "toeplitz", "ratio_to_normal": toeplitz},
