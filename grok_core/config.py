@@ -13,7 +13,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .losses import LOSSES
+from .losses import LOSS_PRECISIONS, LOSSES
 from .measures import MEASURES
 from .tasks import FUNCTIONS, LABEL_TRANSFORMS
 from .updates import GRAD_TRANSFORMS, OPTIMISERS, PARAM_MASKS
@@ -172,7 +172,7 @@ class RunConfig(HashedConfig):
     beta1: float = 0.9
     beta2: float = 0.98
     warmup_steps: int = 10
-    loss: str = "ce"               # ce (float32) | ce64 (float64 log-softmax) | mse
+    loss: str = "ce"               # ce (float32) | ce64 (float64 log-softmax) | mse | stablemax (losses.LOSSES)
     # history resolution: step s is recorded when s < record_dense, s % record_every == 0, or s is
     # the last step; the test rows are evaluated only on recorded steps (training is unaffected)
     record_dense: int = 0
@@ -190,9 +190,13 @@ class RunConfig(HashedConfig):
     measures: str = ""
     snapshots: int = 0
     snapshot_dtype: str = "float32"   # float32 | float16
+    # the float type of the per-sample loss, in bits: 16 | 32 (the training dtype, float32) | 64; loss='ce64'
+    # is ce in float64 by itself and takes only 32 here (grok_core.losses.loss_dtype)
+    loss_precision: int = 32
+    adam_eps: float = 1e-8         # AdamW's eps, added to sqrt(v) (Prieto et al. use 1e-25 and smaller)
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
-                    "measures", "snapshots", "snapshot_dtype")
+                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps")
 
     def __post_init__(self):
         self._store_declared_types()
@@ -210,6 +214,12 @@ class RunConfig(HashedConfig):
         _allowed("param_mask", self.param_mask, tuple(PARAM_MASKS))
         _allowed("label_transform", self.label_transform, tuple(LABEL_TRANSFORMS))
         _allowed("snapshot_dtype", self.snapshot_dtype, SNAPSHOT_DTYPES)
+        _allowed("loss_precision", self.loss_precision, LOSS_PRECISIONS)
+        if self.loss == "ce64" and self.loss_precision != 32:
+            raise ValueError(f"loss_precision={self.loss_precision!r} is not allowed with loss='ce64', which computes "
+                             "in float64 by itself; use loss='ce' with loss_precision=16, 32 or 64")
+        if self.adam_eps <= 0:
+            raise ValueError(f"adam_eps={self.adam_eps!r} is not allowed; it must be > 0")
         for name in self.extra_measures:
             _allowed("measures", name, tuple(m for m, spec in MEASURES.items() if not spec.default))
         if not math.isfinite(self.output_scale) or self.output_scale <= 0:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
+
+from .losses import SOFTMAX_LOGITS, loss_dtype, loss_in_its_dtype
 
 NORMALIZE = ("mean", "sum")
 
@@ -64,33 +67,43 @@ PARTS = ("train", "test", "block", "leftover")      # the columns of MeasureCont
 class MeasureContext:
     """What a measure may read at a recorded step: the runs' configs' shared settings, the model, its weights
     (named views [run, ...], detached), the flat parameters [run, n_params], and per run the mean loss and
-    accuracy over each of PARTS ([run, 4]; NaN for an empty part)."""
+    accuracy over each of PARTS ([run, 4]; NaN for an empty part). The trainer also gives the train rows'
+    logits [run, n, p] (in the training dtype, as the loss sees them), their labels [run, n] and a 0/1 [run, n]
+    marking the real rows (the rest pad), and, only when a recorded measure asks (needs_grad), the gradient
+    of each run's mean train loss [run, n_params] before any gradient transform or mask."""
     cfg: object
     model: object
     w: dict
     flat: torch.Tensor
     losses: torch.Tensor
     accuracies: torch.Tensor
+    train_logits: torch.Tensor | None = None
+    train_labels: torch.Tensor | None = None
+    train_real: torch.Tensor | None = None
+    grad: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class Measure:
     """fn(ctx) -> [run]. default: recorded for every run; else only for runs whose config names it
-    (RunConfig.measures). per_model: recorded only for models that list it in their `measures`."""
+    (RunConfig.measures). per_model: recorded only for models that list it in their `measures`.
+    needs_grad: reads ctx.grad, which the trainer then computes on recorded steps (an extra backward pass
+    there; the training step itself is unchanged)."""
     fn: Callable[[MeasureContext], torch.Tensor]
     default: bool = True
     per_model: bool = False
+    needs_grad: bool = False
 
 
 MEASURES: dict[str, Measure] = {}
 
 
-def register(name: str, default: bool = True, per_model: bool = False):
+def register(name: str, default: bool = True, per_model: bool = False, needs_grad: bool = False):
     """Decorator: add fn to MEASURES under name; the history records measures in registration order."""
     def add(fn):
         if name in MEASURES:
             raise ValueError(f"measure {name!r} is registered twice")
-        MEASURES[name] = Measure(fn, default, per_model)
+        MEASURES[name] = Measure(fn, default, per_model, needs_grad)
         return fn
     return add
 
@@ -202,3 +215,53 @@ def _embed_eff_dim(ctx):
 @register("embed_top_freq", default=False)
 def _embed_top_freq(ctx):
     return top_frequency_share(_operand_embeddings(ctx))
+
+
+# -- numerical stability (Prieto et al. 2025), recorded only for runs that ask for them -------------------------
+def train_share(ctx, hit: torch.Tensor) -> torch.Tensor:
+    """[run, n] bool over the train rows -> [run]: the share of each run's real train rows where it holds."""
+    real = ctx.train_real
+    return (hit.to(real.dtype) * real).sum(-1) / real.sum(-1)
+
+
+def collapsed(cfg, logits: torch.Tensor) -> torch.Tensor | None:
+    """[run, n, p] logits in the training dtype -> [run, n] bool: Softmax Collapse of each sample, None for a
+    loss without a softmax (mse). The log-softmax is the training loss's own (torch's kernel, on the same
+    logits transform, in the loss's float type). Its top log-probability is -log of the kernel's sum of
+    exp(x_j - max x), so it is exactly 0 when and only when that sum rounded to exactly 1: every other
+    class's term was absorbed."""
+    transform = SOFTMAX_LOGITS.get(cfg.loss)
+    if transform is None:
+        return None
+    R, n, p = logits.shape
+    z = transform(logits.to(loss_dtype(cfg, logits.dtype))).reshape(R * n, p)
+    return (F.log_softmax(z, 1).amax(1) == 0).view(R, n)
+
+
+@register("sc_fraction", default=False)
+def _sc_fraction(ctx):
+    """Share of train samples in Softmax Collapse (see `collapsed`); NaN for a loss without a softmax."""
+    hit = collapsed(ctx.cfg, ctx.train_logits)
+    if hit is None:
+        return torch.full(ctx.train_real.shape[:1], torch.nan, dtype=ctx.train_real.dtype, device=ctx.train_real.device)
+    return train_share(ctx, hit)
+
+
+@register("zero_loss_fraction", default=False)
+def _zero_loss_fraction(ctx):
+    """Share of train samples whose loss is exactly 0 in the loss's float type (before any cast back): they
+    give no gradient at all."""
+    return train_share(ctx, loss_in_its_dtype(ctx.cfg, ctx.train_logits, ctx.train_labels) == 0)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[run, n] x [run, n] -> [run]: the cosine of the angle between each run's two vectors."""
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+
+
+@register("nlm_cosine", default=False, needs_grad=True)
+def _nlm_cosine(ctx):
+    """Alignment of the descent direction with the weights (Prieto et al.'s naive loss minimisation): the
+    cosine between -grad L and theta over all trainable parameters of a run (1: the step only scales the
+    weights up)."""
+    return cosine(-ctx.grad, ctx.flat)

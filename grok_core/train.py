@@ -2,13 +2,14 @@
 
 One step (`_step`), for all runs together, reads top to bottom:
   1. forward: the model runs on each run's train rows, with grad; logits times output_scale;
-     per-sample loss (grok_core.losses), weighted into each run's mean;
+     per-sample loss (grok_core.losses, in the float type of RunConfig.loss_precision), weighted into
+     each run's mean;
   2. record (on recorded steps: every step by default, RunConfig.record_dense / record_every thin it):
      the test rows are run too, without grad, and every measure of the registry (grok_core.measures)
      is written into a device-side history (entry s is the model *before* update s, as in the released
-     code; no host sync);
+     code; no host sync); a measure of the gradient (needs_grad) gets its own backward pass here;
   3. backward: the gradient of the summed loss (runs never mix: it is a sum of per-run losses);
-  4. gradient transform and parameter mask (grok_core.updates; today: none);
+  4. gradient transform and parameter mask (grok_core.updates; none by default);
   5. optimiser update (AdamW today), its per-step numbers read from a table made once.
 Recording changes nothing in training: a thinned run follows exactly the trajectory of a full one.
 On CUDA both kinds of step (with and without recording) are captured once as CUDA graphs and
@@ -28,7 +29,7 @@ import torch
 from .batch import BatchData
 from .config import RunConfig
 from .devices import default_device, deterministic_algorithms, keep_freed_memory
-from .losses import LOSSES
+from .losses import training_loss
 from .measures import MEASURES, MeasureContext
 from .models import build_model, model_class
 from .store import TrainingInterrupted, resume_checkpoint, save_checkpoint
@@ -104,7 +105,8 @@ class Trainer:
         self.model = build_model(cfg)
         self.metrics = metric_names(cfg)
         self.data = BatchData(configs, dev, dtype)
-        self.loss_fn = LOSSES[cfg.loss]
+        self.loss_fn = training_loss(cfg, dtype)
+        self._grad_measured = any(MEASURES[n].needs_grad for n in self.metrics)
         scales = _per_run(configs, "output_scale", dtype, dev)
         self.output_scale = None if bool((scales == 1).all()) else scales[..., None]          # [r, 1, 1]
 
@@ -156,9 +158,10 @@ class Trainer:
         logits = self.model.head(w, self.model.trunk(w, *ij))
         return logits if self.output_scale is None else logits * self.output_scale
 
-    def _measures(self, flat, train_loss, train_logits, names) -> torch.Tensor:
+    def _measures(self, flat, train_loss, train_logits, names, grad=None) -> torch.Tensor:
         """[run, len(names)]: the named measures of the model at flat (no grad), given its per-sample train
-        loss and train logits; the test rows are run here."""
+        loss and train logits (and the train loss's gradient, for measures that need it); the test rows are
+        run here."""
         d = self.data
         w = {k: v.detach() for k, v in self._weights(flat).items()}
         test_logits = self._logits(w, d.test_ij)
@@ -169,7 +172,8 @@ class Trainer:
         # the rows serially)
         LA = (torch.stack([sample_loss, correct], -1)[..., None] * d.row_parts[..., None, :]).sum(1)
         LA = LA / d.part_div[:, None]
-        ctx = MeasureContext(self.cfg, self.model, w, flat.detach(), LA[:, 0], LA[:, 1])
+        ctx = MeasureContext(self.cfg, self.model, w, flat.detach(), LA[:, 0], LA[:, 1], train_logits,
+                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad)
         return torch.stack([MEASURES[n].fn(ctx) for n in names], -1)
 
     def _forward(self, flat: torch.Tensor, record: bool):
@@ -181,8 +185,11 @@ class Trainer:
         loss = (per_sample * d.train_w).sum()
         if not record:
             return loss, None
+        # a measure of the gradient gets its own backward pass through the retained graph: the step's own
+        # backward (in _step) then computes the same gradient as without it
+        grad = torch.autograd.grad(loss, flat, retain_graph=True)[0] if self._grad_measured else None
         with torch.no_grad():
-            return loss, self._measures(flat, per_sample.detach(), logits.detach(), self.metrics)
+            return loss, self._measures(flat, per_sample.detach(), logits.detach(), self.metrics, grad)
 
     def _step(self, record: bool):
         """One step as device work only: no host sync, the step index read from self.step_t."""
@@ -206,8 +213,13 @@ class Trainer:
         """[run, len(names)]: registry measures of the batch's runs at the given parameters [run, n_params]
         (e.g. a stored snapshot), exactly as a recorded step computes them."""
         flat = flat.to(self.device, self.dtype)
+        grad = None
+        if any(MEASURES[n].needs_grad for n in names):
+            with torch.enable_grad():
+                leaf = flat.detach().requires_grad_()
+                (grad,) = torch.autograd.grad(self._forward(leaf, False)[0], leaf)
         logits = self._logits(self._weights(flat), self.data.train_ij)
-        return self._measures(flat, self.loss_fn(logits, self.data.train_labels), logits, names)
+        return self._measures(flat, self.loss_fn(logits, self.data.train_labels), logits, names, grad)
 
     def _set_precision(self):
         if self.device.type == "cuda":
@@ -360,7 +372,8 @@ class Trainer:
             raise ValueError(f"checkpoint has the fields {sorted(state)}, not {sorted(fields)}")
         if state["keys"] != [c.key() for c in self.configs]:
             raise ValueError("checkpoint belongs to a different set of runs (config keys differ)")
-        if state["configs"] != [c.to_dict() for c in self.configs]:
+        # compared as configs, so that a checkpoint written before a field was added (LATER_FIELDS) still fits
+        if [RunConfig.from_dict(c) for c in state["configs"]] != self.configs:
             raise ValueError("checkpoint's configs are not the batch's")
         step = state["step"]
         if type(step) is not int or not 0 <= step <= self.cfg.n_steps:

@@ -3,10 +3,28 @@ parameter mask and the optimiser. Each acts on [run, n_params] tensors and on ea
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
+
+def orthogonal_grad(grad: torch.Tensor, params: torch.Tensor, layout) -> torch.Tensor:
+    """⊥Grad (Prieto et al. 2025): per run and per parameter tensor w (a slice of layout), the gradient g
+    without its component along w, g - (<w, g> / (<w, w> + 1e-30)) w, rescaled to the norm of g. The step
+    then cannot grow a tensor along itself (the "naive loss minimisation" direction). A tensor whose
+    gradient is parallel to it gets a zero update; an all-zero tensor keeps its gradient."""
+    out = []
+    for name, o in layout.offsets.items():
+        n = math.prod(layout.shapes[name])
+        g, w = grad[:, o:o + n], params[:, o:o + n]
+        perp = g - ((w * g).sum(-1, keepdim=True) / ((w * w).sum(-1, keepdim=True) + 1e-30)) * w
+        g_norm, perp_norm = g.norm(dim=-1, keepdim=True), perp.norm(dim=-1, keepdim=True)
+        out.append(torch.where(perp_norm > 0, perp * (g_norm / perp_norm), 0.0))
+    return torch.cat(out, -1)
+
+
 # Gradient transforms (RunConfig.grad_transform): name -> fn(grad, params, layout) -> grad, before the update.
-GRAD_TRANSFORMS = {"none": None}
+GRAD_TRANSFORMS = {"none": None, "orthogonal": orthogonal_grad}
 
 # Parameter masks (RunConfig.param_mask): name -> fn(cfg, model) -> a 0/1 tensor [n_params] for one run;
 # masked gradients are zeroed and masked parameters held at zero.
@@ -25,14 +43,15 @@ def adamw_schedule(cfg, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 
 
 class AdamW:
-    """torch's AdamW formula (decoupled weight decay on every parameter, eps 1e-8) with a warm-up multiplier
-    on the learning rate, so that the first update has lr 0 while the moments take the first gradient (spec 5).
+    """torch's AdamW formula (decoupled weight decay on every parameter, eps RunConfig.adam_eps: 1e-8 unless set)
+    with a warm-up multiplier on the learning rate, so that the first update has lr 0 while the moments take the
+    first gradient (spec 5).
     Per-step numbers come from a table (`schedule`), so a step needs no host number that changes."""
     state_names = ("m", "v")
 
     def __init__(self, cfg, params: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor):
         """params [run, n]; lr, wd [run, 1]: each run's own."""
-        self.beta1, self.beta2 = cfg.beta1, cfg.beta2
+        self.beta1, self.beta2, self.eps = cfg.beta1, cfg.beta2, cfg.adam_eps
         self.lr, self.wd = lr, wd
         self.m = torch.zeros_like(params)
         self.v = torch.zeros_like(params)
@@ -45,7 +64,7 @@ class AdamW:
         params.mul_(1 - lr * self.wd)
         self.m.lerp_(grad, 1 - self.beta1)
         self.v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        denom = (self.v.sqrt() / row[:, 2:3]).add_(1e-8)
+        denom = (self.v.sqrt() / row[:, 2:3]).add_(self.eps)
         params.sub_(lr / row[:, 1:2] * self.m / denom)
 
 
