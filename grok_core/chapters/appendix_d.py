@@ -14,12 +14,14 @@ from ..plotting import fmt_pm
 from .claims import reached_text, run_facts
 from .settings import FULL_RECORD, PAPER_RECORD, as_float_list, as_int_list, count, run_config, seed_pairs
 
+DESIGN_WIDTHS = [64, 128, 256, 512]   # the widths the paper profile is to cover in (a) and (b)
+
 PROFILES = {
     # (a) p = 97, square split k = 85 (2,013 train pairs), widths 64..512 with the released d_mlp of 512;
     # (b) p = 43, f = i + j, a 30 % random train set, the same widths;
     # (c) the released 2-layer DNN against the 1-layer transformer on i² + ij + j² at two train shares
     # (the transformer runs are those of Figs. 16 and 4).
-    # The widths of (a) and (b) that the run store holds so far (the design is 64, 128, 256, 512 for both).
+    # The widths of (a) and (b) that the run store holds so far (the design is DESIGN_WIDTHS for both).
     "paper": dict(p=97, widths=[256, 512], width_mlp=512, k=85, width_steps=40000, small_p=43,
                   small_widths=[128, 512], small_frac=0.3, small_steps=20000, dnn_fracs=[0.3, 0.5], n_seeds=4,
                   n_split_seeds=2, split_seed=0, n_steps=30000, lr=1e-3, **PAPER_RECORD),
