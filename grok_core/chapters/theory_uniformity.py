@@ -141,7 +141,7 @@ def result(S: dict, C: dict) -> ResultBox:
                   f"frequency {_list(F['top_freq_end'], 2)}. Runs grok at an effective dimension of {at_grok}; the "
                   f"wd = 0 runs never get below {F['no_wd_lowest'] or float('nan'):.1f}. On the strip t = {S['low_t']} "
                   f"the embeddings get to {F['never_lowest'] or float('nan'):.1f}{no_wd_text}, and {strip_grok} of "
-                  f"{strip_runs} runs grok (best late test accuracy {100 * strip_acc:.0f} %). On the random split the "
+                  f"{strip_runs} runs grok (best late test accuracy {100 * strip_acc:.0f} %). On the random split "
                   f"{spreads[0]}, and {spreads[1]}."),
         verdict=verdict(F),
         rule=("Three tests: (drive) on the random split the mean final effective dimension falls, and the one-frequency "
