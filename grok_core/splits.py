@@ -53,6 +53,13 @@ def split_sizes(cfg: RunConfig) -> tuple[int, int]:
     return n_train, n - n_train
 
 
+def draws_nothing(cfg: RunConfig) -> bool:
+    """True when the block leaves no more pairs than frac_train asks for: the train set is then the whole
+    remainder, and the split seed changes only the order of its pairs, not which pairs they are."""
+    n = cfg.p * cfg.p
+    return cfg.split != "random" and split_sizes(cfg)[0] == n - block_mask(cfg.p, cfg.split, cfg.split_param).sum().item()
+
+
 def warn_if_shrunk(cfg: RunConfig) -> bool:
     """Warn, from the counts alone, when the block leaves fewer pairs than frac_train asks for; True if so."""
     n_train, n_test = split_sizes(cfg)

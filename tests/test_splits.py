@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from grok_core.config import RunConfig
-from grok_core.splits import make_split, split_sizes
+from grok_core.splits import draws_nothing, make_split, split_sizes
 from grok_core.tasks import labels, tokens
 
 
@@ -123,3 +123,13 @@ def test_the_test_set_is_never_empty(split, param):
     """frac_train < 1 and a block of at least one pair leave test pairs at any setting: no check is needed."""
     cfg = RunConfig(p=5, split=split, split_param=param, frac_train=0.999999)
     assert len(make_split(cfg).test_idx) == split_sizes(cfg)[1] >= 1
+
+
+@pytest.mark.parametrize("split,param,fixed", [("strip", 67, True), ("strip", 60, False), ("square", 85, True),
+                                               ("square", 60, False), ("random", 0, False)])
+def test_a_split_that_takes_its_whole_remainder_draws_the_same_pairs_for_every_seed(split, param, fixed):
+    cfg = RunConfig(split=split, split_param=param)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        same = torch.equal(make_split(cfg).train_mask, make_split(cfg.replace(split_seed=1)).train_mask)
+    assert draws_nothing(cfg) is fixed and same is fixed
