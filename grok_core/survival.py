@@ -12,7 +12,8 @@ there drops the slowest runs, and drops a different number of them in each setti
 * `restricted_mean`: the area under the curve from 0 to a horizon tau, the mean of min(steps, tau). When every
   censored run is censored at tau itself, it is the plain mean with each such run counted as tau.
 
-`from_steps` turns a list of steps (None: never got there) into (times, observed) pairs censored at a cap.
+`from_steps` turns a list of steps (None: never got there) into (times, observed) pairs censored at a cap;
+`steps_restricted_mean` takes the restricted mean of such a list directly.
 """
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ def restricted_mean(times, observed, tau: float) -> float:
     edges = np.concatenate([[0.0], et[keep], [tau]])
     levels = np.concatenate([[1.0], share[keep]])
     return float(np.sum(levels * np.diff(edges)))
+
+
+def steps_restricted_mean(steps, cap: float) -> float:
+    """The restricted mean of steps to a threshold (None: never got there), censored at and restricted to cap."""
+    return restricted_mean(*from_steps(steps, cap), cap)
 
 
 def curve(times, observed, until: float) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis import group_runs, table1_metrics
-from ..survival import from_steps, restricted_mean
+from ..survival import steps_restricted_mean
 from ..verdicts import ResultBox
 from ..plotting import fmt_pm
 from .claims import reached_text, run_facts
@@ -97,10 +97,6 @@ DNN_AT_MOST = 0.05   # "about 0.01": at most five chance levels at p = 97
 KEEPS = 0.05         # the transformer's "some generalisation": this much above the DNN
 
 
-def _rmean(s: dict) -> float:
-    return restricted_mean(*from_steps(s["test_acc_95_at"], s["n_steps"]), s["n_steps"])
-
-
 def part_verdicts(settings: list[dict]) -> dict:
     """One verdict per part, by its rule:
     width: reproduced if the largest width reaches 95 % in at least half its runs and its restricted mean step to
@@ -115,7 +111,8 @@ def part_verdicts(settings: list[dict]) -> dict:
     width = sorted((s for s in settings if s["part"] == "width"), key=lambda s: s["width"])
     if len(width) > 1:
         small, large = width[0], width[-1]
-        gain = _rmean(small) - _rmean(large)
+        gain = (steps_restricted_mean(small["test_acc_95_at"], small["n_steps"])
+                - steps_restricted_mean(large["test_acc_95_at"], large["n_steps"]))
         half = sum(x is not None for x in large["test_acc_95_at"]) >= large["runs"] / 2
         out["width"] = ("reproduced" if half and gain >= SPEEDUP else "contradicted" if gain <= -SPEEDUP
                         else "not reproduced")

@@ -48,7 +48,7 @@ def restricted_mean(steps: list, cap: int) -> float:
     """Mean steps to 95 % with a run that never got there counted as `cap` (censored at the run's end): the area
     under the Kaplan–Meier curve up to cap (`survival.restricted_mean`). A mean over only the runs that got there
     would drop the slowest ones, and differently for each initialisation."""
-    return survival.restricted_mean(*survival.from_steps(steps, cap), cap)
+    return survival.steps_restricted_mean(steps, cap)
 
 
 def km_median(steps: list, cap: int) -> int | None:
