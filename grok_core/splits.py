@@ -45,19 +45,22 @@ def block_mask(p: int, split: str, split_param: int) -> torch.Tensor:
     raise ValueError(f"split={split!r} is not allowed; choose one of 'random', 'square', 'strip'")
 
 
+def _block_size(cfg: RunConfig) -> int:
+    """How many pairs block_mask holds, counted without building it."""
+    return {"random": 0, "square": (cfg.split_param + 1) ** 2, "strip": (cfg.split_param + 1) * cfg.p}[cfg.split]
+
+
 def split_sizes(cfg: RunConfig) -> tuple[int, int]:
     """(train, test) pair counts of cfg's split, without building it (for planning batches)."""
     n = cfg.p * cfg.p
-    block = {"random": 0, "square": (cfg.split_param + 1) ** 2, "strip": (cfg.split_param + 1) * cfg.p}[cfg.split]
-    n_train = min(int(cfg.frac_train * n), n - block)
+    n_train = min(int(cfg.frac_train * n), n - _block_size(cfg))
     return n_train, n - n_train
 
 
 def draws_nothing(cfg: RunConfig) -> bool:
     """True when the block leaves no more pairs than frac_train asks for: the train set is then the whole
     remainder, and the split seed changes only the order of its pairs, not which pairs they are."""
-    n = cfg.p * cfg.p
-    return cfg.split != "random" and split_sizes(cfg)[0] == n - block_mask(cfg.p, cfg.split, cfg.split_param).sum().item()
+    return cfg.split != "random" and split_sizes(cfg)[0] == cfg.p * cfg.p - _block_size(cfg)
 
 
 def warn_if_shrunk(cfg: RunConfig) -> bool:
