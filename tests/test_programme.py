@@ -19,7 +19,7 @@ def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories(
     per = paper_configs()
     S = setup("appendix_d", "paper", {})[0]
     assert {k: len(v) for k, v in per.items()} == {
-        "table1_square_strip": 120, "theory_uniformity": 80, "fig5_med_primes": 32, "fig2_layers": 32,
+        "table1_square_strip": 120, "theory_uniformity": 81, "fig5_med_primes": 32, "fig2_layers": 32,
         "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
         "figs12_19_functions": 64, "fig20_toeplitz": 72}
     steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000}}

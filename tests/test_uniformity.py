@@ -4,6 +4,7 @@ A circle's points have one norm, equal spacing, effective dimension 2 and all th
 the rule's three tests are each flipped by a constructed setting.
 """
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -66,9 +67,19 @@ def test_recorded_measures_equal_the_functions_on_the_initial_embedding():
 def test_strip_runs_vary_the_init_seed_only():
     S, configs = setup("theory_uniformity", "paper", {})
     strip = [c for c in configs if c.split == "strip"]
-    assert len(strip) == len(configs) // 2 == 40
+    assert len(strip) == (len(configs) - 1) // 2 == 40
     assert {c.split_seed for c in strip} == {0} and sorted({c.init_seed for c in strip}) == list(range(8))
-    assert len({c.key() for c in configs}) == 80
+    assert len({c.key() for c in configs}) == 81
+
+
+def test_one_run_keeps_snapshots_and_the_claims_leave_it_out():
+    S, configs = setup("theory_uniformity", "paper", {})
+    snap = [c for c in configs if c.snapshots]
+    assert len(snap) == 1 and (snap[0].snapshots, snap[0].snapshot_dtype, snap[0].wd) == (40, "float16", 1.0)
+    twin = [c for c in configs if not c.snapshots and (c.split, c.wd, c.init_seed, c.split_seed) == ("random", 1.0, 0, 0)]
+    assert len(twin) == 1 and twin[0].key() != snap[0].key()       # same training, its own key
+    runs = [SimpleNamespace(config=c) for c in configs]
+    assert len(chapter.measured_runs(runs)) == 80
 
 
 def setting(split, wd, grok_at, eff_end, top_end, lowest):

@@ -21,9 +21,8 @@ PROFILES = {
     # (b) p = 43, f = i + j, a 30 % random train set, the same widths;
     # (c) the released 2-layer DNN against the 1-layer transformer on i² + ij + j² at two train shares
     # (the transformer runs are those of Figs. 16 and 4).
-    # The widths of (a) and (b) that the run store holds so far (the design is DESIGN_WIDTHS for both).
-    "paper": dict(p=97, widths=[256, 512], width_mlp=512, k=85, width_steps=40000, small_p=43,
-                  small_widths=[128, 512], small_frac=0.3, small_steps=20000, dnn_fracs=[0.3, 0.5], n_seeds=4,
+    "paper": dict(p=97, widths=list(DESIGN_WIDTHS), width_mlp=512, k=85, width_steps=40000, small_p=43,
+                  small_widths=list(DESIGN_WIDTHS), small_frac=0.3, small_steps=20000, dnn_fracs=[0.3, 0.5], n_seeds=4,
                   n_split_seeds=2, split_seed=0, n_steps=30000, lr=1e-3, **PAPER_RECORD),
     "quick": dict(p=23, widths=[16, 64], width_mlp=64, k=17, width_steps=300, small_p=13, small_widths=[16, 64],
                   small_frac=0.5, small_steps=300, dnn_fracs=[0.5], n_seeds=2, n_split_seeds=1, split_seed=0,

@@ -21,10 +21,10 @@ PROFILES = {
     # Section 6.1's transformer and task (f = i + j, a 30 % random train set) at five weight decays, and the
     # strip split t = 67, whose test rows no training row shares (Table 1's lowest ceiling).
     "paper": dict(p=97, wds=[0.0, 0.1, 0.3, 1.0, 3.0], frac_train=0.3, low_t=67, n_seeds=4, n_split_seeds=2,
-                  split_seed=0, n_steps=20000, lr=1e-3, **PAPER_RECORD),
+                  split_seed=0, n_steps=20000, lr=1e-3, snapshot_wd=1.0, snapshot_frames=40, **PAPER_RECORD),
     # p = 23, a larger train share and learning rate: a few hundred steps.
     "quick": dict(p=23, wds=[0.0, 0.3, 1.0, 3.0], frac_train=0.6, low_t=9, n_seeds=2, n_split_seeds=1,
-                  split_seed=0, n_steps=300, lr=1e-2, **FULL_RECORD),
+                  split_seed=0, n_steps=300, lr=1e-2, snapshot_wd=1.0, snapshot_frames=16, **FULL_RECORD),
 }
 
 
@@ -32,6 +32,9 @@ def check(S: dict):
     S["wds"] = as_float_list("wds", S["wds"])
     require(all(w >= 0 for w in S["wds"]), "wds", S["wds"], "weight decays must be >= 0")
     count("low_t", S["low_t"], 0)
+    S["snapshot_wd"] = float(S["snapshot_wd"])
+    require(S["snapshot_wd"] >= 0, "snapshot_wd", S["snapshot_wd"], "a weight decay must be >= 0")
+    count("snapshot_frames", S["snapshot_frames"], 2)
 
 
 def run_configs(S: dict):
@@ -45,7 +48,19 @@ def run_configs(S: dict):
         out += [run_config(S, **common, split="random", init_seed=i, split_seed=s) for i, s in pairs]
         out += [run_config(S, **common, split="strip", split_param=S["low_t"], init_seed=i, split_seed=S["split_seed"])
                 for i in range(len(pairs))]
-    return out
+    return out + [snapshot_config(S)]
+
+
+def snapshot_config(S: dict):
+    """One more random-split run at `snapshot_wd`, seeds 0/0, that keeps `snapshot_frames` log-spaced weight
+    snapshots (float16) for the embedding figure; the claims leave it out (`measured_runs`)."""
+    return run_config(S, fn="add", wd=S["snapshot_wd"], measures=",".join(UNIFORMITY), split="random", init_seed=0,
+                      split_seed=S["split_seed"], snapshots=S["snapshot_frames"], snapshot_dtype="float16")
+
+
+def measured_runs(runs) -> list:
+    """The runs the claims and curves read: all but the snapshot run."""
+    return [r for r in runs if not r.config.snapshots]
 
 
 # -- per setting: grokking and how concentrated the embedding is ---------------------------------------------------
@@ -59,7 +74,7 @@ def claims(S: dict, runs) -> list[dict]:
     uniformity measures at the start and the end, the effective dimension at the grokking step and the lowest
     it reached."""
     out = []
-    for (split, wd), rs in group_runs(runs, lambda c: (c.split, c.wd)).items():
+    for (split, wd), rs in group_runs(measured_runs(runs), lambda c: (c.split, c.wd)).items():
         facts = [run_facts(r) for r in rs]
         s = {"split": split, "wd": wd, "runs": len(rs), "test_acc_95_at": [f["test_acc_95_at"] for f in facts],
              "late_test_acc": [f["late_test_acc"] for f in facts],
