@@ -25,7 +25,7 @@ SEMANTICS_VERSION = 1
 SEMANTICS_FINGERPRINT = "85e48c9c74e00655"
 
 SPLITS = ("random", "square", "strip")
-MODELS = ("transformer", "mlp")
+MODELS = ("transformer", "mlp", "twohot")
 ACTIVATIONS = ("relu", "gelu")
 EMBED_INITS = ("normal", "toeplitz", "circulant", "onehot")
 PRECISIONS = ("fp32", "tf32")
@@ -156,7 +156,7 @@ class RunConfig(HashedConfig):
     operand_offset: int = 0        # d: the second operand is token j + d (60 in the released strip code)
     split_seed: int = 0            # Python-random seed of the split shuffle
     # model
-    model: str = "transformer"     # transformer | mlp
+    model: str = "transformer"     # transformer | mlp | twohot (grok_core.models)
     n_layers: int = 1
     d_model: int = 128
     n_heads: int = 4

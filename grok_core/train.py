@@ -57,8 +57,12 @@ def snapshot_steps(cfg: RunConfig) -> torch.Tensor:
 def metric_names(cfg: RunConfig) -> tuple[str, ...]:
     """The measures a run records, in history order: the registry's defaults (a per-model one only for the
     models that list it), then the config's own extra measures."""
-    own = model_class(cfg.model).measures
-    return tuple(n for n, m in MEASURES.items() if m.default and (not m.per_model or n in own)) + cfg.extra_measures
+    model = model_class(cfg.model)
+    lacking = [n for n in cfg.extra_measures if MEASURES[n].embedding and not model.embeds]
+    if lacking:
+        raise ValueError(f"measures {lacking} are not allowed with model={cfg.model!r}: it has no token embedding")
+    return tuple(n for n, m in MEASURES.items() if m.default and (not m.per_model or n in model.measures)
+                 and (model.embeds or not m.embedding)) + cfg.extra_measures
 
 
 def check_batchable(configs: list[RunConfig]):
