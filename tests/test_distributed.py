@@ -1,7 +1,8 @@
-"""Sweeps under torchrun (two CPU processes, gloo's machine): every batch trained once, by one process, into the
-runs one process alone trains; with --gather, rank 0 writes every run, sent by the process that trained it; a
-killed worker's batch resumes from its checkpoint and nothing finished trains again. And in one process: who
-gets which batch, the device each process takes, and the wait that notices a process that died.
+"""Sweeps under torchrun (two processes on the CPU, even beside a GPU; scheduled by torchrun's store alone, no
+process group): every batch trained once, by one process, into the runs one process alone trains; with --gather,
+rank 0 writes every run, sent by the process that trained it; a killed worker's batch resumes from its checkpoint
+and nothing finished trains again. And in one process: who gets which batch, the device each process takes, the
+wait that notices a dead process.
 
 The runs are compared bitwise with those of one process alone: both train on this machine, one thread each, the
 same batches (each batch is one whole group of its batch key, so it forms alike whatever is stored), in torch's
@@ -30,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 SWEEP = "base: {p: 7, d_model: 8, n_heads: 2, n_steps: 50}\ngrid: {d_mlp: [8, 16, 24, 32]}\nseeds: 2\n"  # 4 batches
 DONE = re.compile(r"rank (\d): done 2 x transformer p=7 L=1 D=8 M=(\d+) frac 0.3, steps (\d+)-50")
 
-WORKER = '''"""One process of the test's launch: its own run store (as on hosts that share nothing). In the first attempt
-rank 0 waits until rank 1 has begun a batch, and rank 1 is killed at step 30 of it (its checkpoint of step 20 stays)."""
+WORKER = '''"""One process of the test's launch: its own run store (as on hosts that share nothing). In the first
+attempt rank 0 waits until rank 1 has begun a batch, and rank 1 is killed at step 30 of it (its step-20 checkpoint
+stays)."""
 import os, signal, sys, time
 from pathlib import Path
 from grok_core import train
@@ -55,7 +57,7 @@ def hooked(self):
 
 
 train.Trainer.train_step = hooked
-sys.exit(main(["--results", f"{base}/rank{rank}", "run", sweep, "--gather", "--ckpt-every", "20"]))
+sys.exit(main(["--results", f"{base}/rank{rank}", "run", sweep, "--gather", "--ckpt-every", "20", "--device", "cpu"]))
 '''
 
 
@@ -74,8 +76,8 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     path = folder / "sweep.yaml"
     path.write_text(SWEEP)
-    subprocess.run([sys.executable, "-m", "grok_core", "--results", str(folder / "alone"), "run", str(path)],
-                   env=_env(), check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "grok_core", "--results", str(folder / "alone"), "run", str(path),
+                    "--device", "cpu"], env=_env(), check=True, capture_output=True, timeout=300)
     return path, configs_from_spec(yaml.safe_load(SWEEP)), RunStore(folder / "alone")
 
 
@@ -88,7 +90,7 @@ def assert_same_runs(store: RunStore, reference: RunStore, configs: list[RunConf
 @pytest.mark.slow
 def test_two_processes_share_the_batches_and_train_what_one_process_trains(sweep, tmp_path):
     path, configs, alone = sweep
-    got = torchrun("-m", "grok_core", "--results", tmp_path / "shared", "run", path)
+    got = torchrun("-m", "grok_core", "--results", tmp_path / "shared", "run", path, "--device", "cpu")
     assert got.returncode == 0, got.stderr[-3000:]
     done = DONE.findall(got.stdout)
     assert sorted(int(m) for _, m, _ in done) == [8, 16, 24, 32] and {s for _, _, s in done} == {"0"}   # once each
@@ -153,6 +155,9 @@ def test_under_torchrun_each_process_takes_its_local_gpu_or_the_cpu(monkeypatch)
         assert distributed.device(launch) == torch.device("cpu")
         with pytest.raises(ValueError, match="sees no CUDA device"):
             distributed.device(launch, "cuda")
+    elif torch.cuda.device_count() == 1:
+        with pytest.raises(ValueError, match="LOCAL_RANK 1 has no GPU: 1 CUDA device"):
+            distributed.device(launch)
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     assert distributed.join().world_size == 1 and not distributed.join().torchrun
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")
