@@ -1,5 +1,5 @@
-"""The book's programme: chapter settings resolve to the intended runs; bad values fail clearly; shards split fairly;
-a chapter is found from its module alone."""
+"""The book's programme: chapter settings resolve to the intended runs; bad values fail clearly; a chapter is found
+from its module alone, and trained by the programme."""
 import sys
 
 import numpy as np
@@ -9,9 +9,8 @@ from grok_core.analysis import on_grid, rolling_mean, steps_to_threshold, table1
 from grok_core.config import RunConfig
 from grok_core.chapters import names, setup
 from grok_core.chapters.settings import seed_pairs
-from grok_core import programme
-from grok_core.programme import claimed, paper_configs, shard
-from grok_core.runner import batch_cost, plan
+from grok_core import distributed, programme
+from grok_core.programme import paper_configs
 from grok_core.train import recorded_steps
 
 
@@ -65,26 +64,6 @@ def test_quick_profiles_record_every_step():
         assert configs and all(c.record_every == 1 for c in configs)
 
 
-def test_shards_cover_every_batch_once_and_balance_cost():
-    configs = [c for cs in paper_configs().values() for c in cs]
-    batches = plan(configs, 128, "cpu")
-    parts = [shard(batches, i, 2) for i in range(2)]
-    keys = [c.key() for part in parts for b in part for c in b]
-    assert sorted(keys) == sorted({c.key() for c in configs})
-    loads = [sum(map(batch_cost, part)) for part in parts]
-    assert max(loads) < 1.5 * min(loads)
-    with pytest.raises(ValueError, match="shard"):
-        shard(batches, 2, 2)
-
-
-def test_processes_sharing_a_claims_folder_take_each_batch_once(tmp_path):
-    batches = plan([c for cs in paper_configs(["fig2_layers", "fig5_med_primes"]).values() for c in cs], 16, "cpu")
-    first, second = claimed(batches, tmp_path), claimed(batches, tmp_path)
-    taken = [next(first), next(second), next(second)] + list(first) + list(second)   # interleaved, as on two GPUs
-    assert sorted(map(id, taken)) == sorted(map(id, batches))
-    assert list(claimed(batches, tmp_path)) == []                           # all claimed: a late process takes none
-
-
 def _thin(h, dense, every):
     cfg = RunConfig(n_steps=len(h["step"]), record_dense=dense, record_every=every)
     keep = np.isin(h["step"], recorded_steps(cfg).numpy())
@@ -121,7 +100,7 @@ def test_the_runner_checks_the_store_is_writable_before_training(tmp_path, monke
     from grok_core.store import RunStore
 
     monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "store"))
-    monkeypatch.setattr(programme, "train_batch", lambda *a, **k: pytest.fail("trained before checking the store"))
+    monkeypatch.setattr(distributed, "train_batch", lambda *a, **k: pytest.fail("trained before checking the store"))
     monkeypatch.setattr(RunStore, "check_writable", lambda self: (_ for _ in ()).throw(OSError("not writable")))
     with pytest.raises(OSError, match="not writable"):
         programme.main(["run", "--chapters", "fig5_med_primes"])
@@ -170,4 +149,11 @@ def test_a_new_chapter_module_is_picked_up_by_setup_and_the_programme(toy_chapte
     assert [c.d_model for c in paper_configs()[toy_chapter]] == [32, 64]
     programme.main(["list", "--chapters", f"fig2_layers,{toy_chapter}"])
     out = capsys.readouterr().out
-    assert f"{toy_chapter}: 2 runs, 0 stored" in out and "shard 0/1: 34 runs" in out
+    assert f"{toy_chapter}: 2 runs, 0 stored" in out and "34 runs in" in out
+    assert programme.main(["run", "--chapters", toy_chapter, "--max-batch", "1"]) == 0       # one process, alone
+    out = capsys.readouterr().out
+    assert "2 runs to train in 2 batches, over 1 process(es)" in out
+    assert out.count("done 1 x transformer p=11 L=1 D=32") == out.count("done 1 x transformer p=11 L=1 D=64") == 1
+    assert all(store.get(c) is not None for c in paper_configs()[toy_chapter]) and store.checkpoints() == []
+    programme.main(["run", "--chapters", toy_chapter])
+    assert "0 runs to train in 0 batches" in capsys.readouterr().out                    # stored: nothing trains again
