@@ -70,7 +70,8 @@ class MeasureContext:
     accuracy over each of PARTS ([run, 4]; NaN for an empty part). The trainer also gives the train rows'
     logits [run, n, p] (in the training dtype, as the loss sees them), their labels [run, n] and a 0/1 [run, n]
     marking the real rows (the rest pad), and, only when a recorded measure asks (needs_grad), the gradient
-    of each run's mean train loss [run, n_params] before any gradient transform or mask."""
+    of each run's mean train loss [run, n_params] before any gradient transform or mask, and the runs'
+    initial parameters [run, n_params]."""
     cfg: object
     model: object
     w: dict
@@ -81,6 +82,7 @@ class MeasureContext:
     train_labels: torch.Tensor | None = None
     train_real: torch.Tensor | None = None
     grad: torch.Tensor | None = None
+    flat0: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -265,3 +267,10 @@ def _nlm_cosine(ctx):
     cosine between -grad L and theta over all trainable parameters of a run (1: the step only scales the
     weights up)."""
     return cosine(-ctx.grad, ctx.flat)
+
+
+@register("param_move", default=False)
+def _param_move(ctx):
+    """How far the parameters have moved from initialisation, ||theta - theta_0|| / ||theta_0||: small in lazy
+    training (Kumar et al.: O(1/alpha) for the output scale alpha), order one when the features are learned."""
+    return (ctx.flat - ctx.flat0).norm(dim=-1) / ctx.flat0.norm(dim=-1)
