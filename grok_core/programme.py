@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .chapters import names, setup
+from .chapters import find, names, setup
 from .config import RunConfig
 from .runner import batch_cost, batch_label, plan, precompiled, train_batch
 
@@ -80,14 +80,20 @@ def claimed(batches: list[list[RunConfig]], claims: Path):
     (atomic), so processes sharing the folder never train the same batch; the claim is taken just
     before the batch is trained (with --compile, when the batch before it starts, so that it can compile
     meanwhile), so a process that is free early takes more."""
-    claims.mkdir(parents=True, exist_ok=True)
     for b in batches:
-        name = hashlib.sha256(" ".join(sorted(c.key() for c in b)).encode()).hexdigest()[:16]
-        try:
-            os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            continue
-        yield b
+        if claim(claims, hashlib.sha256(" ".join(sorted(c.key() for c in b)).encode()).hexdigest()[:16]):
+            yield b
+
+
+def claim(claims: Path, name: str) -> bool:
+    """Take the piece of work `name` for this process by creating its file in `claims` (atomic); False when another
+    process of the launch has it already."""
+    claims.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def main(argv=None):
@@ -118,6 +124,10 @@ def main(argv=None):
     for name, cs in per_chapter.items():
         have = sum(store.entry(c.key()).exists() for c in cs)
         print(f"{name}: {len(cs)} runs, {have} stored")
+    # runs of other kinds (a chapter's own `extra_training` hook): listed here, trained by shard 0 / the first claim
+    extra = [(name, setup(name, "paper", {})[0]) for name in per_chapter if hasattr(find(name), "extra_training")]
+    for name, S in extra:
+        print(find(name).extra_training(S, train=False))
     device = default_device()
     try:
         i, n = (int(x) for x in args.shard.split("/"))
@@ -131,6 +141,9 @@ def main(argv=None):
             print(f"  {len(b):4d} x {batch_label(b)}: cost {batch_cost(b):.2f}")
         return 0
     store.check_writable()                                           # before any batch trains, not after the first
+    for name, S in extra:
+        if claim(Path(args.claims), f"extra-{name}") if args.claims else i == 0:
+            print(find(name).extra_training(S, train=True), flush=True)
     if args.claims:
         batches = claimed(batches, Path(args.claims))                  # plan's order: most expensive first
     for b in precompiled(batches, device, args.compile):
