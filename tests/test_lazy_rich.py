@@ -197,3 +197,15 @@ def test_no_grokking_is_not_reproduced():
     F = chapter.findings(_settings(delays={0.03: 1.0, 1.0: 6.0, 16.0: None}, lazy_ratio=2, eps_delays=(1, 2)))
     F["rich"] = False
     assert chapter.verdict(F) == "not reproduced"                       # grokking alone is not enough
+
+
+def test_a_runs_facts_on_a_constructed_history():
+    """Train loss reaches 0.01 at step 10, test loss half the K_0 level (0.3 of 0.6) at step 100: delay 10."""
+    from grok_core.store import Run
+
+    steps = np.array([0, 1, 10, 100, 1000], dtype=np.int32)
+    h = {"step": steps, "train_loss": np.array([1, 0.5, 0.01, 0.001, 0.0]), "test_loss": np.array([1, 0.9, 0.7, 0.3, 0.1]),
+         **{m: np.arange(5.0) for m in ("lin_test_loss", "alignment", "kernel_move", "param_move", "weight_norm")}}
+    f = chapter.a_facts(Run(SMALL, h, {"k0_test_loss": 0.6}))
+    assert (f["fit_step"], f["gen_step"], f["delay"], f["test_loss_at_fit"]) == (10, 100, 10.0, 0.7)
+    assert chapter.a_facts(Run(SMALL, h, {"k0_test_loss": 0.1}))["gen_step"] is None         # never below 0.05
