@@ -71,7 +71,7 @@ class MeasureContext:
     logits [run, n, p] (in the training dtype, as the loss sees them), their labels [run, n] and a 0/1 [run, n]
     marking the real rows (the rest pad), and, only when a recorded measure asks (needs_grad), the gradient
     of each run's mean train loss [run, n_params] before any gradient transform or mask, and the runs'
-    initial parameters [run, n_params]."""
+    initial parameters [run, n_params] when a recorded measure asks (needs_init)."""
     cfg: object
     model: object
     w: dict
@@ -90,22 +90,25 @@ class Measure:
     """fn(ctx) -> [run]. default: recorded for every run; else only for runs whose config names it
     (RunConfig.measures). per_model: recorded only for models that list it in their `measures`.
     needs_grad: reads ctx.grad, which the trainer then computes on recorded steps (an extra backward pass
-    there; the training step itself is unchanged)."""
+    there; the training step itself is unchanged). needs_init: reads ctx.flat0, the initial parameters, which the
+    trainer then keeps (a copy of the parameters)."""
     fn: Callable[[MeasureContext], torch.Tensor]
     default: bool = True
     per_model: bool = False
     needs_grad: bool = False
+    needs_init: bool = False
 
 
 MEASURES: dict[str, Measure] = {}
 
 
-def register(name: str, default: bool = True, per_model: bool = False, needs_grad: bool = False):
+def register(name: str, default: bool = True, per_model: bool = False, needs_grad: bool = False,
+             needs_init: bool = False):
     """Decorator: add fn to MEASURES under name; the history records measures in registration order."""
     def add(fn):
         if name in MEASURES:
             raise ValueError(f"measure {name!r} is registered twice")
-        MEASURES[name] = Measure(fn, default, per_model, needs_grad)
+        MEASURES[name] = Measure(fn, default, per_model, needs_grad, needs_init)
         return fn
     return add
 
@@ -269,7 +272,7 @@ def _nlm_cosine(ctx):
     return cosine(-ctx.grad, ctx.flat)
 
 
-@register("param_move", default=False)
+@register("param_move", default=False, needs_init=True)
 def _param_move(ctx):
     """How far the parameters have moved from initialisation, ||theta - theta_0|| / ||theta_0||: small in lazy
     training (Kumar et al.: O(1/alpha) for the output scale alpha), order one when the features are learned."""

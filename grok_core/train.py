@@ -123,11 +123,12 @@ class Trainer:
         if self.mask is not None:
             with torch.no_grad():
                 self.flat.mul_(self.mask)
-        self.flat0 = self.flat.detach().clone()                          # the initial parameters, for measures
+        # the initial parameters, kept for the measures that read them
+        self.flat0 = self.flat.detach().clone() if any(MEASURES[n].needs_init for n in self.metrics) else None
         self.base_train = self.base_test = None                          # f(theta_0) where output_centre
         if cfg.output_centre:
             with torch.no_grad():
-                w0 = self._weights(self.flat0)
+                w0 = self._weights(self.flat.detach())
                 self.base_train, self.base_test = (self.model.head(w0, self.model.trunk(w0, *ij))
                                                    for ij in (self.data.train_ij, self.data.test_ij))
 
