@@ -184,6 +184,7 @@ class RunConfig(HashedConfig):
     grad_transform: str = "none"   # applied to each run's gradient before the update (updates.GRAD_TRANSFORMS)
     param_mask: str = "none"       # a frozen 0/1 mask per run over its parameters (updates.PARAM_MASKS)
     output_scale: float = 1.0      # the logits are multiplied by it (the lazy/rich scale alpha)
+    output_centre: bool = False    # train output_scale * (f(theta) - f(theta_0)): every scale starts at zero logits
     label_transform: str = "none"  # applied to the train labels at the data layer (tasks.LABEL_TRANSFORMS)
     # what is recorded besides the default measures: more registry measures (comma-separated names of
     # grok_core.measures.MEASURES) and `snapshots` log-spaced weight snapshots stored with the run
@@ -196,7 +197,7 @@ class RunConfig(HashedConfig):
     adam_eps: float = 1e-8         # AdamW's eps, added to sqrt(v) (Prieto et al. use 1e-25 and smaller)
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
-                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps")
+                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre")
 
     def __post_init__(self):
         self._store_declared_types()

@@ -70,7 +70,8 @@ class MeasureContext:
     accuracy over each of PARTS ([run, 4]; NaN for an empty part). The trainer also gives the train rows'
     logits [run, n, p] (in the training dtype, as the loss sees them), their labels [run, n] and a 0/1 [run, n]
     marking the real rows (the rest pad), and, only when a recorded measure asks (needs_grad), the gradient
-    of each run's mean train loss [run, n_params] before any gradient transform or mask."""
+    of each run's mean train loss [run, n_params] before any gradient transform or mask, and the runs'
+    initial parameters [run, n_params] when a recorded measure asks (needs_init)."""
     cfg: object
     model: object
     w: dict
@@ -81,6 +82,7 @@ class MeasureContext:
     train_labels: torch.Tensor | None = None
     train_real: torch.Tensor | None = None
     grad: torch.Tensor | None = None
+    flat0: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -89,24 +91,26 @@ class Measure:
     (RunConfig.measures). per_model: recorded only for models that list it in their `measures`.
     needs_grad: reads ctx.grad, which the trainer then computes on recorded steps (an extra backward pass
     there; the training step itself is unchanged). embedding: reads the token embedding W_E, so it applies
-    only to models that have one (their `embeds`)."""
+    only to models that have one (their `embeds`). needs_init: reads ctx.flat0, the initial parameters, which
+    the trainer then keeps (a copy of the parameters)."""
     fn: Callable[[MeasureContext], torch.Tensor]
     default: bool = True
     per_model: bool = False
     needs_grad: bool = False
     embedding: bool = False
+    needs_init: bool = False
 
 
 MEASURES: dict[str, Measure] = {}
 
 
 def register(name: str, default: bool = True, per_model: bool = False, needs_grad: bool = False,
-             embedding: bool = False):
+             embedding: bool = False, needs_init: bool = False):
     """Decorator: add fn to MEASURES under name; the history records measures in registration order."""
     def add(fn):
         if name in MEASURES:
             raise ValueError(f"measure {name!r} is registered twice")
-        MEASURES[name] = Measure(fn, default, per_model, needs_grad, embedding)
+        MEASURES[name] = Measure(fn, default, per_model, needs_grad, embedding, needs_init)
         return fn
     return add
 
@@ -276,3 +280,10 @@ def _nlm_cosine_tensors(ctx):
     layer: a tensor can align while the global vector is dominated by another)."""
     grads, weights = ctx.model.layout.views(ctx.grad), ctx.model.layout.views(ctx.flat)
     return torch.stack([cosine(-grads[n].flatten(1), weights[n].flatten(1)) for n in grads]).mean(0)
+
+
+@register("param_move", default=False, needs_init=True)
+def _param_move(ctx):
+    """How far the parameters have moved from initialisation, ||theta - theta_0|| / ||theta_0||: small in lazy
+    training (Kumar et al.: O(1/alpha) for the output scale alpha), order one when the features are learned."""
+    return (ctx.flat - ctx.flat0).norm(dim=-1) / ctx.flat0.norm(dim=-1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .chapters import names, setup
+from .chapters import find, names, setup
 from .config import RunConfig
 from .runner import batch_cost, batch_label, checkpointed, plan
 
@@ -88,10 +88,14 @@ def main(argv=None):
         ap.error(str(err))
     per_chapter = paper_configs([c for c in args.chapters.split(",") if c])
     configs = [c for cs in per_chapter.values() for c in cs]
+    # runs of another kind (a chapter's own `extra_training` hook): listed here, trained by rank 0 after its batches
+    extra = [(name, setup(name, "paper", {})[0]) for name in per_chapter if hasattr(find(name), "extra_training")]
     if launch.rank == 0:
         for name, cs in per_chapter.items():
             have = sum(store.entry(c.key()).exists() for c in cs)
             print(f"{name}: {len(cs)} runs, {have} stored")
+        for name, S in extra:
+            print(find(name).extra_training(S, train=False))
     if args.action == "list":
         missing = [c for c in {c.key(): c for c in configs}.values() if not store.entry(c.key()).exists()]
         held, rest = checkpointed(missing, store.checkpoints())
@@ -108,6 +112,9 @@ def main(argv=None):
     except KeyboardInterrupt as err:  # SIGINT or SIGTERM (torchrun stopping its workers): the checkpoint is written
         print(f"rank {launch.rank} of {launch.world_size}: {str(err) or 'interrupted'}", file=sys.stderr)
         return 128 + getattr(err, "signum", 2)
+    if launch.rank == 0:
+        for name, S in extra:
+            print(find(name).extra_training(S, train=True), flush=True)
     return 0
 
 

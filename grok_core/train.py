@@ -1,7 +1,8 @@
 """Full-batch training of many runs at once, with every-step measures and checkpoint/resume.
 
 One step (`_step`), for all runs together, reads top to bottom:
-  1. forward: the model runs on each run's train rows, with grad; logits times output_scale;
+  1. forward: the model runs on each run's train rows, with grad; logits (less those at initialisation, when
+     output_centre) times output_scale;
      per-sample loss (grok_core.losses, in the float type of RunConfig.loss_precision), weighted into
      each run's mean;
   2. record (on recorded steps: every step by default, RunConfig.record_dense / record_every thin it):
@@ -126,6 +127,14 @@ class Trainer:
         if self.mask is not None:
             with torch.no_grad():
                 self.flat.mul_(self.mask)
+        # the initial parameters, kept for the measures that read them
+        self.flat0 = self.flat.detach().clone() if any(MEASURES[n].needs_init for n in self.metrics) else None
+        self.base_train = self.base_test = None                          # f(theta_0) where output_centre
+        if cfg.output_centre:
+            with torch.no_grad():
+                w0 = self._weights(self.flat.detach())
+                self.base_train, self.base_test = (self.model.head(w0, self.model.trunk(w0, *ij))
+                                                   for ij in (self.data.train_ij, self.data.test_ij))
 
         self.step = 0
         self.step_t = torch.zeros((), dtype=torch.long, device=dev)     # the same counter, on the device
@@ -158,8 +167,11 @@ class Trainer:
     def _weights(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model.layout.views(flat) | self.buffers
 
-    def _logits(self, w: dict, ij) -> torch.Tensor:
+    def _logits(self, w: dict, ij, base: torch.Tensor | None = None) -> torch.Tensor:
+        """The scaled logits of rows ij; base (the same rows' logits at initialisation) is subtracted first."""
         logits = self.model.head(w, self.model.trunk(w, *ij))
+        if base is not None:
+            logits = logits - base
         return logits if self.output_scale is None else logits * self.output_scale
 
     def _measures(self, flat, train_loss, train_logits, names, grad=None) -> torch.Tensor:
@@ -168,7 +180,7 @@ class Trainer:
         run here."""
         d = self.data
         w = {k: v.detach() for k, v in self._weights(flat).items()}
-        test_logits = self._logits(w, d.test_ij)
+        test_logits = self._logits(w, d.test_ij, self.base_test)
         sample_loss = torch.cat([train_loss, self.loss_fn(test_logits, d.test_labels)], 1)
         correct = torch.cat([train_logits.argmax(-1) == d.train_labels,
                              test_logits.argmax(-1) == d.test_labels], 1).to(sample_loss.dtype)
@@ -177,14 +189,14 @@ class Trainer:
         LA = (torch.stack([sample_loss, correct], -1)[..., None] * d.row_parts[..., None, :]).sum(1)
         LA = LA / d.part_div[:, None]
         ctx = MeasureContext(self.cfg, self.model, w, flat.detach(), LA[:, 0], LA[:, 1], train_logits,
-                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad)
+                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0)
         return torch.stack([MEASURES[n].fn(ctx) for n in names], -1)
 
     def _forward(self, flat: torch.Tensor, record: bool):
         """Train loss (with grad) and, when record, the measures row [run, n_metrics] of the model
         before this step's update (else None). The test rows are run only when recording."""
         d = self.data
-        logits = self._logits(self._weights(flat), d.train_ij)
+        logits = self._logits(self._weights(flat), d.train_ij, self.base_train)
         per_sample = self.loss_fn(logits, d.train_labels)
         loss = (per_sample * d.train_w).sum()
         if not record:
@@ -222,7 +234,7 @@ class Trainer:
             with torch.enable_grad():
                 leaf = flat.detach().requires_grad_()
                 (grad,) = torch.autograd.grad(self._forward(leaf, False)[0], leaf)
-        logits = self._logits(self._weights(flat), self.data.train_ij)
+        logits = self._logits(self._weights(flat), self.data.train_ij, self.base_train)
         return self._measures(flat, self.loss_fn(logits, self.data.train_labels), logits, names, grad)
 
     def _set_precision(self):

@@ -20,10 +20,13 @@ def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories(
     assert {k: len(v) for k, v in per.items()} == {
         "table1_square_strip": 120, "theory_uniformity": 81, "fig5_med_primes": 32, "fig2_layers": 32,
         "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
-        "figs12_19_functions": 64, "fig20_toeplitz": 72}
-    steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000}}
+        "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * 17}
+    T = setup("stability", "paper", {})[0]
+    steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000},
+             "stability": {T["orth_steps"], T["long_steps"], T["prec_steps"], T["tf_steps"]}}
+    record = {"lazy_rich": (1000, 50), "stability": (2000, 100)}          # within the store's budget
     for name, cs in per.items():
-        assert all((c.record_dense, c.record_every) == (2000, 20) for c in cs)
+        assert all((c.record_dense, c.record_every) == record.get(name, (2000, 20)) for c in cs)
         assert {c.n_steps for c in cs} == steps.get(name, {30000})
     t1 = per["table1_square_strip"]
     pairs = {(c.init_seed, c.split_seed) for c in t1 if (c.split, c.split_param) == ("square", 30)}
@@ -106,10 +109,40 @@ def test_the_runner_checks_the_store_is_writable_before_training(tmp_path, monke
         programme.main(["run", "--chapters", "fig5_med_primes"])
 
 
+def test_a_chapters_own_runs_are_listed_and_trained_once_per_launch(tmp_path, monkeypatch, capsys):
+    """lazy_rich's regression runs are not RunConfig runs: its `extra_training` hook is listed by rank 0 and
+    trained by rank 0 only, after the batches."""
+    from grok_core.chapters import lazy_rich
+
+    calls = []
+    monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "store"))
+    monkeypatch.setattr(lazy_rich, "extra_training", lambda S, train: calls.append(train) or f"extra {train}")
+    monkeypatch.setattr(distributed, "train_shared", lambda *a, **k: calls.append("batches"))
+    programme.main(["list", "--chapters", "lazy_rich"])
+    assert calls == [False] and "extra False" in capsys.readouterr().out
+    calls.clear()
+    programme.main(["run", "--chapters", "lazy_rich"])
+    assert calls == [False, "batches", True]
+    calls.clear()
+    monkeypatch.setattr(distributed, "join", lambda: distributed.Launch(rank=1, world_size=2))
+    monkeypatch.setattr(distributed, "device", lambda launch: "cpu")
+    programme.main(["run", "--chapters", "lazy_rich"])
+    assert calls == ["batches"]
+
+
+def test_the_regression_programme_has_eight_seeds_per_setting():
+    from grok_core.chapters import lazy_rich
+
+    S = setup("lazy_rich", "paper", {})[0]
+    configs = lazy_rich.a_configs(S)
+    assert len(configs) == 8 * 15 and len({c.key() for c in configs}) == 8 * 14     # alpha = 1, eps = 1/4 shared
+    assert {(c.d, c.n_train, c.n_test, c.width, c.n_steps) for c in configs} == {(100, 550, 1000, 500, 100000)}
+
+
 def test_chapters_come_in_book_order():
     assert names() == ["fig3_splits", "table1_square_strip", "fig4_x2xyy2_frac", "ceilings", "theory_uniformity",
                        "fig5_med_primes", "fig2_layers", "resnet", "appendix_d", "figs12_19_functions",
-                       "fig20_toeplitz"]                                          # as _toc.yml lists them
+                       "fig20_toeplitz", "stability", "lazy_rich"]                                          # as _toc.yml lists them
     assert names("run_configs") == [n for n in names() if n not in ("fig3_splits", "ceilings", "resnet")]
 
 

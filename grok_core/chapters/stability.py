@@ -13,7 +13,7 @@ from ..analysis import group_runs, steps_to_threshold
 from ..plotting import fmt_pm
 from ..verdicts import ResultBox, by_share
 from .claims import reached_text, run_facts
-from .settings import as_float_list, count, require, run_config, seed_pairs
+from .settings import FULL_RECORD, as_float_list, count, require, run_config, seed_pairs
 
 MLP_MEASURES = "sc_fraction,zero_loss_fraction,nlm_cosine,nlm_cosine_tensors"
 TRANSFORMER_MEASURES = "sc_fraction,zero_loss_fraction,nlm_cosine"
@@ -31,7 +31,7 @@ PROFILES = {
     "quick": dict(p=23, frac_train=0.4, mlp_width=64, lr=0.01, mlp_beta2=0.99, stablemax_beta2=0.999, mlp_eps=1e-25,
                   orth_steps=300, long_steps=1500, prec_lr=3e-3, prec_steps=800, prec_fracs=[0.4, 0.7],
                   prec_eps_first=1e-30, tf_lr=3e-3, tf_wd=1.0, tf_steps=600, n_seeds=2, n_split_seeds=1,
-                  split_seed=0, record_dense=200, record_every=10),
+                  split_seed=0, **FULL_RECORD),
 }
 
 PRECISIONS = (16, 32, 64)
