@@ -204,18 +204,19 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def figure_markdown(name: str, caption: str, alt: str) -> str:
-    """The MyST of a numbered figure whose image is the glued output `name`: label `name` (for {numref}), alt text
-    and a one-paragraph caption."""
-    for what, text in (("name", name), ("alt", alt), ("caption", caption)):
+def figure_markdown(name: str, caption: str, alt: str | None) -> str:
+    """The MyST of a numbered figure whose content is the glued output `name`: label `name` (for {numref}), alt
+    text (None for HTML content, which carries its own), and a one-paragraph caption."""
+    for what, text in (("name", name), ("alt", "-" if alt is None else alt), ("caption", caption)):
         if not text.strip():
             raise ValueError(f"a figure needs a {what}; got {text!r}")
     if not re.fullmatch(r"[a-z0-9_]+(-[a-z0-9_]+)*", name):
         raise ValueError(f"figure name={name!r} is not allowed; use lower-case words joined by '-' (it is a link label)")
-    if "\n" in alt:
+    if alt is not None and "\n" in alt:
         raise ValueError("a figure's alt text must be one line")
     caption = " ".join(caption.split())          # one paragraph: a blank line would end the caption
-    return f"::::{{glue:figure}} {name}\n:name: {name}\n:alt: {alt}\n{caption}\n::::\n"
+    alt_line = "" if alt is None else f":alt: {alt}\n"
+    return f"::::{{glue:figure}} {name}\n:name: {name}\n{alt_line}{caption}\n::::\n"
 
 
 def show_figure(fig, caption: str, name: str, alt: str):
@@ -233,6 +234,17 @@ def show_figure(fig, caption: str, name: str, alt: str):
     plt.close(fig)
     width = round(png_size(data)[0] * CSS_DPI / PNG_DPI)
     glue(name, Image(data=data, format="png", width=width), display=True)
+    display(Markdown(caption))
+    glue(f"{name}-figure", Markdown(block), display=False)
+
+
+def show_html_figure(html: str, caption: str, name: str):
+    """Like show_figure, for HTML content (an interactive figure that carries its own text alternative)."""
+    from IPython.display import HTML, Markdown, display
+    from myst_nb import glue
+
+    block = figure_markdown(name, caption, None)
+    glue(name, HTML(html), display=True)
     display(Markdown(caption))
     glue(f"{name}-figure", Markdown(block), display=False)
 
