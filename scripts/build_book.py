@@ -145,8 +145,9 @@ def record_times(results: list[dict]):
 
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
+    threads = {"omp_num_threads": os.environ["OMP_NUM_THREADS"]} if os.environ.get("OMP_NUM_THREADS") else {}
     record_quick_times({r["name"]: r["seconds"] for r in results}, cpu=cpu_name(), cores=os.cpu_count(),
-                       commit=commit, date=datetime.date.today().isoformat())
+                       commit=commit, date=datetime.date.today().isoformat(), **threads)
 
 
 def write_build_info(results: list[dict]):
