@@ -30,6 +30,8 @@ def test_the_markdown_names_verdict_claim_numbers_and_rule():
     assert "0.91 over 8 runs" in head
 
 
-def test_the_rerun_line_sits_between_the_numbers_and_the_rule():
+def test_the_rerun_line_follows_the_rule_in_the_dropdown():
     md = ResultBox("c", "m", "reproduced", "r").markdown(rerun="**To re-run:** 2 CPU minutes")
-    assert md.index("**We measured:** m") < md.index("**To re-run:** 2 CPU minutes") < md.index(":::{dropdown}")
+    assert md.index("**We measured:** m") < md.index(":::{dropdown}") < md.index("**Rule:** r") \
+        < md.index("**To re-run:** 2 CPU minutes")
+    assert "what a re-run takes" in md and "what a re-run takes" not in ResultBox("c", "m", "reproduced", "r").markdown()
