@@ -7,6 +7,7 @@
   grok list --all; grok gc [--yes]                       leftovers (temporary files, damaged copies, done checkpoints)
   grok resnet --n-epochs 4000 --time-limit 540           one ResNet-18 run (Figs. 6-7), in resumable segments
 Ctrl-C (or SIGTERM) during `grok run` writes a checkpoint and exits with one line; the same command resumes.
+Under torchrun (`torchrun --nproc-per-node=N -m grok_core run sweep.yaml`) the processes share the batches.
 
 A config file holds one mapping of RunConfig fields, a list of them, or
 {base: {...}, grid: {field: [values, ...]}, seeds: N}: the grid's product, each with N seeds.
@@ -126,12 +127,13 @@ def _count(option: str, value) -> int:
 
 def cmd_run(args, store: RunStore) -> int:
     """Every input is checked, and new runs are sized against the device, before anything trains."""
-    from . import budget
+    from . import budget, distributed
     from .runner import load_or_train
     overrides = _parse_set(args.set)
     seeds = None if args.seeds is None else _yaml(args.seeds, "--seeds")
     max_batch, ckpt_every = _count("--max-batch", args.max_batch), _count("--ckpt-every", args.ckpt_every)
-    device = budget.resolve_device(args.device)
+    launch = distributed.join()
+    device = distributed.device(launch, args.device)
     if args.files:
         configs = []
         for f in args.files:
@@ -141,9 +143,16 @@ def cmd_run(args, store: RunStore) -> int:
     else:
         configs = configs_from_spec(overrides, None, seeds)
     if not args.force:
-        budget.check([c for c in configs if not store.entry(c.key()).exists()], device, max_batch)
+        budget.check([c for c in configs if not store.entry(c.key()).exists()], device, max_batch,
+                     budget.MAX_HOURS * launch.world_size)    # the estimate is for one device
+    if launch.torchrun:                 # the batches are shared by torchrun's processes; rank 0 shows the runs
+        store.check_writable()
+        distributed.train_shared(launch, configs, store, device, max_batch=max_batch, ckpt_every=ckpt_every,
+                                 save_weights=args.save_weights, gather=args.gather)
+        if launch.rank != 0:
+            return 0
     runs = load_or_train(configs, store=store, device=device, max_batch=max_batch,
-                         ckpt_every=ckpt_every, save_weights=args.save_weights)
+                         ckpt_every=ckpt_every, save_weights=args.save_weights, train=not launch.torchrun)
     rows = []
     for run in runs:
         c, s = run.config, summarize(run.history)
@@ -305,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--max-batch", default=64, help="most runs trained in one batch")
     r.add_argument("--ckpt-every", default=1000, help="steps between checkpoints")
     r.add_argument("--save-weights", action="store_true", help="also store the final weights of new runs")
+    r.add_argument("--gather", action="store_true", help="under torchrun, for hosts that share no filesystem: every "
+                   "process trains into its own run store and sends each finished run to rank 0, which writes it "
+                   "into its store")
     r.add_argument("--force", action="store_true", help="train even what the estimate of memory and time "
                    "(grok_core.budget) refuses: runs that do not fit in memory or train for over a day")
     ls = sub.add_parser("list", help="list stored runs (and damaged entries)")

@@ -25,7 +25,7 @@ SEMANTICS_VERSION = 1
 SEMANTICS_FINGERPRINT = "85e48c9c74e00655"
 
 SPLITS = ("random", "square", "strip")
-MODELS = ("transformer", "mlp")
+MODELS = ("transformer", "mlp", "twohot")
 ACTIVATIONS = ("relu", "gelu")
 EMBED_INITS = ("normal", "toeplitz", "circulant", "onehot")
 PRECISIONS = ("fp32", "tf32")
@@ -157,7 +157,7 @@ class RunConfig(HashedConfig):
     operand_offset: int = 0        # d: the second operand is token j + d (60 in the released strip code)
     split_seed: int = 0            # Python-random seed of the split shuffle
     # model
-    model: str = "transformer"     # transformer | mlp
+    model: str = "transformer"     # transformer | mlp | twohot (grok_core.models)
     n_layers: int = 1
     d_model: int = 128
     n_heads: int = 4
@@ -185,6 +185,7 @@ class RunConfig(HashedConfig):
     grad_transform: str = "none"   # applied to each run's gradient before the update (updates.GRAD_TRANSFORMS)
     param_mask: str = "none"       # a frozen 0/1 mask per run over its parameters (updates.PARAM_MASKS)
     output_scale: float = 1.0      # the logits are multiplied by it (the lazy/rich scale alpha)
+    output_centre: bool = False    # train output_scale * (f(theta) - f(theta_0)): every scale starts at zero logits
     label_transform: str = "none"  # applied to the train labels at the data layer (tasks.LABEL_TRANSFORMS)
     # what is recorded besides the default measures: more registry measures (comma-separated names of
     # grok_core.measures.MEASURES) and `snapshots` log-spaced weight snapshots stored with the run
@@ -202,7 +203,7 @@ class RunConfig(HashedConfig):
     stop_after: int = 0
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
-                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps",
+                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre",
                     "stop_acc", "stop_hold", "stop_after")
 
     def __post_init__(self):

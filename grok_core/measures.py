@@ -70,7 +70,8 @@ class MeasureContext:
     accuracy over each of PARTS ([run, 4]; NaN for an empty part). The trainer also gives the train rows'
     logits [run, n, p] (in the training dtype, as the loss sees them), their labels [run, n] and a 0/1 [run, n]
     marking the real rows (the rest pad), and, only when a recorded measure asks (needs_grad), the gradient
-    of each run's mean train loss [run, n_params] before any gradient transform or mask."""
+    of each run's mean train loss [run, n_params] before any gradient transform or mask, and the runs'
+    initial parameters [run, n_params] when a recorded measure asks (needs_init)."""
     cfg: object
     model: object
     w: dict
@@ -81,6 +82,7 @@ class MeasureContext:
     train_labels: torch.Tensor | None = None
     train_real: torch.Tensor | None = None
     grad: torch.Tensor | None = None
+    flat0: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -88,22 +90,27 @@ class Measure:
     """fn(ctx) -> [run]. default: recorded for every run; else only for runs whose config names it
     (RunConfig.measures). per_model: recorded only for models that list it in their `measures`.
     needs_grad: reads ctx.grad, which the trainer then computes on recorded steps (an extra backward pass
-    there; the training step itself is unchanged)."""
+    there; the training step itself is unchanged). embedding: reads the token embedding W_E, so it applies
+    only to models that have one (their `embeds`). needs_init: reads ctx.flat0, the initial parameters, which
+    the trainer then keeps (a copy of the parameters)."""
     fn: Callable[[MeasureContext], torch.Tensor]
     default: bool = True
     per_model: bool = False
     needs_grad: bool = False
+    embedding: bool = False
+    needs_init: bool = False
 
 
 MEASURES: dict[str, Measure] = {}
 
 
-def register(name: str, default: bool = True, per_model: bool = False, needs_grad: bool = False):
+def register(name: str, default: bool = True, per_model: bool = False, needs_grad: bool = False,
+             embedding: bool = False, needs_init: bool = False):
     """Decorator: add fn to MEASURES under name; the history records measures in registration order."""
     def add(fn):
         if name in MEASURES:
             raise ValueError(f"measure {name!r} is registered twice")
-        MEASURES[name] = Measure(fn, default, per_model, needs_grad)
+        MEASURES[name] = Measure(fn, default, per_model, needs_grad, embedding, needs_init)
         return fn
     return add
 
@@ -140,12 +147,12 @@ def _leftover_acc(ctx):
     return ctx.accuracies[:, 3]
 
 
-@register("med")
+@register("med", embedding=True)
 def _med(ctx):
     return med(ctx.w["W_E"], ctx.cfg.p)
 
 
-@register("med_ref")
+@register("med_ref", embedding=True)
 def _med_ref(ctx):
     return med_reference(ctx.w["W_E"], ctx.cfg.p, ctx.cfg.operand_offset)
 
@@ -194,25 +201,25 @@ def top_frequency_share(points: torch.Tensor) -> torch.Tensor:
     return (energy * pair).amax(-1) / (n * (c * c).sum((-1, -2)))
 
 
-@register("embed_norm_cv", default=False)
+@register("embed_norm_cv", default=False, embedding=True)
 def _embed_norm_cv(ctx):
     """Spread of the operand embeddings' norms (0: all on one sphere)."""
     return spread(_operand_embeddings(ctx).norm(dim=-1))
 
 
-@register("embed_step_cv", default=False)
+@register("embed_step_cv", default=False, embedding=True)
 def _embed_step_cv(ctx):
     """Spread of the cyclic adjacent differences ||φ(i+1) - φ(i)|| (0: evenly spaced; MED is their mean)."""
     x = _operand_embeddings(ctx)
     return spread((torch.roll(x, -1, dims=-2) - x).norm(dim=-1))
 
 
-@register("embed_eff_dim", default=False)
+@register("embed_eff_dim", default=False, embedding=True)
 def _embed_eff_dim(ctx):
     return effective_dimension(_operand_embeddings(ctx))
 
 
-@register("embed_top_freq", default=False)
+@register("embed_top_freq", default=False, embedding=True)
 def _embed_top_freq(ctx):
     return top_frequency_share(_operand_embeddings(ctx))
 
@@ -265,3 +272,18 @@ def _nlm_cosine(ctx):
     cosine between -grad L and theta over all trainable parameters of a run (1: the step only scales the
     weights up)."""
     return cosine(-ctx.grad, ctx.flat)
+
+
+@register("nlm_cosine_tensors", default=False, needs_grad=True)
+def _nlm_cosine_tensors(ctx):
+    """The same cosine per parameter tensor, averaged over the model's tensors (Prieto et al. measure it per
+    layer: a tensor can align while the global vector is dominated by another)."""
+    grads, weights = ctx.model.layout.views(ctx.grad), ctx.model.layout.views(ctx.flat)
+    return torch.stack([cosine(-grads[n].flatten(1), weights[n].flatten(1)) for n in grads]).mean(0)
+
+
+@register("param_move", default=False, needs_init=True)
+def _param_move(ctx):
+    """How far the parameters have moved from initialisation, ||theta - theta_0|| / ||theta_0||: small in lazy
+    training (Kumar et al.: O(1/alpha) for the output scale alpha), order one when the features are learned."""
+    return (ctx.flat - ctx.flat0).norm(dim=-1) / ctx.flat0.norm(dim=-1)

@@ -3,14 +3,16 @@
 `use_style()` sets matplotlib's rcParams; `plot_runs` draws every run of a setting faintly with
 the mean and a band of one standard deviation on top; `log_steps` gives an axis a logarithmic step
 scale (for dynamics that sit in the first few thousand steps); `legend_below` puts a legend under
-its axes instead of over the curves; `show_figure` displays a figure as a PNG of PNG_DPI dots per
-inch (shown at CSS_DPI, so it stays sharp on phones and high-density screens) followed by its
-caption (config hashes and seeds included); `md_table` renders rows as a Markdown table.
+its axes instead of over the curves; `show_figure` shows a figure as a PNG of PNG_DPI dots per
+inch (shown at CSS_DPI, so it stays sharp on phones and high-density screens) with its caption
+(config hashes and seeds included) and glues it for the book as a numbered, linkable figure;
+`md_table` renders rows as a Markdown table.
 No numbers are computed here beyond means and spreads of what is passed in.
 """
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 import matplotlib as mpl
@@ -170,18 +172,18 @@ def _seeds_of(runs) -> str:
 
 
 def runs_caption(groups: dict, label=str, max_keys: int = 4) -> str:
-    """Caption text naming, for each group, its init and split seeds, and the config hashes of its runs
-    where there are at most max_keys (else their count; the chapter's Runs section lists them all).
-    Groups too large for hashes that share their seeds get one line for all, not one each."""
+    """Caption text naming the runs' init and split seeds: once, when every group has the same seeds (the
+    chapter's Runs section lists their config hashes); else, per group, its seeds and the config hashes of its
+    runs where there are at most max_keys (else their count)."""
     seeds = {name: (_seeds_of(runs), len(runs)) for name, runs in groups.items()}
     shared = set(seeds.values())
-    if len(groups) > 1 and len(shared) == 1 and next(iter(shared))[1] > max_keys:
+    if len(groups) > 1 and len(shared) == 1:
         text, n = next(iter(shared))
-        return f"Every setting: {text}; {n} runs each."
+        return f"Every setting: {text}; {n} run{'s' * (n != 1)} each."
     parts = []
     for name, runs in groups.items():
         if len(runs) <= max_keys:
-            keys = "config hashes " + ", ".join(f"`{r.key}`" for r in runs)
+            keys = "config hash" + "es" * (len(runs) != 1) + " " + ", ".join(f"`{r.key}`" for r in runs)
         else:
             keys = f"{len(runs)} runs"
         parts.append(f"{label(name)}: {seeds[name][0]}; {keys}")
@@ -202,19 +204,58 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def show_figure(fig, caption: str, number: str | None = None):
-    """Display the figure, then its caption as Markdown below it; closes the figure.
+def figure_markdown(name: str, caption: str, alt: str | None) -> str:
+    """The MyST of a numbered figure whose content is the glued output `name`: label `name` (for {numref}), alt
+    text (None for HTML content, which carries its own), and a one-paragraph caption."""
+    for what, text in (("name", name), ("alt", "-" if alt is None else alt), ("caption", caption)):
+        if not text.strip():
+            raise ValueError(f"a figure needs a {what}; got {text!r}")
+    if not re.fullmatch(r"[a-z0-9_]+(-[a-z0-9_]+)*", name):
+        raise ValueError(f"figure name={name!r} is not allowed; use lower-case words joined by '-' (it is a link label)")
+    if alt is not None and "\n" in alt:
+        raise ValueError("a figure's alt text must be one line")
+    caption = " ".join(caption.split())          # one paragraph: a blank line would end the caption
+    alt_line = "" if alt is None else f":alt: {alt}\n"
+    return f"::::{{glue:figure}} {name}\n:name: {name}\n{alt_line}{caption}\n::::\n"
 
-    The figure is shown as a PNG of PNG_DPI dots per inch, declared CSS_DPI pixels per inch wide: a book-width
-    figure takes the text column (and shrinks with it on a phone) while keeping twice the dots for zooming."""
+
+def show_figure(fig, caption: str, name: str, alt: str):
+    """Show the figure and its caption in the notebook, and glue it for the book as a numbered figure; closes it.
+
+    The PNG has PNG_DPI dots per inch and is declared CSS_DPI pixels per inch wide: a book-width figure takes the
+    text column (and shrinks with it on a phone) while keeping twice the dots for zooming. The book places the
+    figure where a Markdown cell reads `{glue:md} <name>-figure` (format myst); the cell calling this is tagged
+    remove-output, so that the book shows the figure there only, numbered, with `name` as its link label."""
     from IPython.display import Image, Markdown, display
+    from myst_nb import glue
 
+    block = figure_markdown(name, caption, alt)
     data = png_bytes(fig)
     plt.close(fig)
     width = round(png_size(data)[0] * CSS_DPI / PNG_DPI)
-    display(Image(data=data, format="png", width=width))
-    head = f"**{number}.** " if number else ""
-    display(Markdown(f"{head}{caption}"))
+    glue(name, Image(data=data, format="png", width=width), display=True)
+    display(Markdown(caption))
+    glue(f"{name}-figure", Markdown(block), display=False)
+
+
+def show_html_figure(html: str, caption: str, name: str):
+    """Like show_figure, for HTML content (an interactive figure that carries its own text alternative)."""
+    from IPython.display import HTML, Markdown, display
+    from myst_nb import glue
+
+    block = figure_markdown(name, caption, None)
+    glue(name, HTML(html), display=True)
+    display(Markdown(caption))
+    glue(f"{name}-figure", Markdown(block), display=False)
+
+
+def no_figure(name: str, text: str):
+    """Where a figure has nothing to draw: its place in the book (`{glue:md} <name>-figure`) shows `text`."""
+    from IPython.display import Markdown, display
+    from myst_nb import glue
+
+    display(Markdown(text))
+    glue(f"{name}-figure", Markdown(text), display=False)
 
 
 def md_table(rows: list[list], headers: list[str], align: str | None = None) -> str:

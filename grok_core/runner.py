@@ -21,7 +21,7 @@ from . import precompile
 from .budget import bytes_per_run
 from .config import RunConfig
 from .splits import split_sizes, warn_if_shrunk
-from .store import Run, RunStore, code_commit
+from .store import Checkpoint, Run, RunStore, code_commit
 from .devices import default_device, device_name, set_strict_fp32
 from .train import Trainer, recorded_steps
 
@@ -163,13 +163,15 @@ def plan(configs: list[RunConfig], max_batch: int, device) -> list[list[RunConfi
     return sorted(batches, key=lambda b: -batch_cost(b))
 
 
-def checkpointed(missing: list[RunConfig], store: RunStore) -> tuple[list[list[RunConfig]], list[RunConfig]]:
-    """(the batches of sound checkpoints that hold missing runs, most advanced first; the missing runs none
-    holds). Such a batch is finished whole from its checkpoint, so that work done for a larger batch than
-    the one asked for now (one killed between storing its runs, say) is kept rather than retrained."""
+def checkpointed(missing: list[RunConfig],
+                 checkpoints: list[Checkpoint]) -> tuple[list[list[RunConfig]], list[RunConfig]]:
+    """(the batches of the sound checkpoints (RunStore.checkpoints) that hold missing runs, most advanced first;
+    the missing runs none holds). Such a batch is finished whole from its checkpoint, so that work done for a
+    larger batch than the one asked for now (one killed between storing its runs, say) is kept rather than
+    retrained."""
     want = {c.key(): c for c in missing}
     held = []
-    for ck in sorted((c for c in store.checkpoints() if c.error is None), key=lambda c: -c.step):
+    for ck in sorted((c for c in checkpoints if c.error is None), key=lambda c: -c.step):
         if any(c.key() in want for c in ck.configs):
             held.append(ck.configs)
             for c in ck.configs:
@@ -181,7 +183,7 @@ def precompiled(batches: Iterable[list[RunConfig]], device, compile: bool) -> It
     """The batches, in order. With compile on a CUDA device, while the caller trains one batch a helper
     process (grok_core.precompile) compiles the next into torch's on-disk caches, so that compiling it
     here is mostly loading; the helper is awaited before the next batch is handed out. (Pulling the next
-    batch early matters for a claiming iterator: it is claimed when the current one starts.)"""
+    batch early matters for a shared queue (grok_core.distributed): it is taken when the current one starts.)"""
     if not (compile and torch.device(device).type == "cuda"):
         yield from batches
         return
@@ -219,7 +221,7 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
         return [found[c.key()] for c in configs]
     store.check_writable()
     device = torch.device(device) if device is not None else default_device()
-    held, rest = checkpointed(missing, store)
+    held, rest = checkpointed(missing, store.checkpoints())
     for batch in precompiled(held + plan(rest, max_batch, device), device, compile):
         for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
                                save_weights=save_weights):

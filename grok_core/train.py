@@ -1,7 +1,8 @@
 """Full-batch training of many runs at once, with every-step measures and checkpoint/resume.
 
 One step (`_step`), for all runs together, reads top to bottom:
-  1. forward: the model runs on each run's train rows, with grad; logits times output_scale;
+  1. forward: the model runs on each run's train rows, with grad; logits (less those at initialisation, when
+     output_centre) times output_scale;
      per-sample loss (grok_core.losses, in the float type of RunConfig.loss_precision), weighted into
      each run's mean;
   2. record (on recorded steps: every step by default, RunConfig.record_dense / record_every thin it):
@@ -60,8 +61,12 @@ def snapshot_steps(cfg: RunConfig) -> torch.Tensor:
 def metric_names(cfg: RunConfig) -> tuple[str, ...]:
     """The measures a run records, in history order: the registry's defaults (a per-model one only for the
     models that list it), then the config's own extra measures."""
-    own = model_class(cfg.model).measures
-    return tuple(n for n, m in MEASURES.items() if m.default and (not m.per_model or n in own)) + cfg.extra_measures
+    model = model_class(cfg.model)
+    lacking = [n for n in cfg.extra_measures if MEASURES[n].embedding and not model.embeds]
+    if lacking:
+        raise ValueError(f"measures {lacking} are not allowed with model={cfg.model!r}: it has no token embedding")
+    return tuple(n for n, m in MEASURES.items() if m.default and (not m.per_model or n in model.measures)
+                 and (model.embeds or not m.embedding)) + cfg.extra_measures
 
 
 def check_batchable(configs: list[RunConfig]):
@@ -183,9 +188,19 @@ class Trainer:
         if state is not None:
             for n in self.optimizer.state_names:
                 setattr(self.optimizer, n, state[n])
-        elif self.mask is not None:
-            with torch.no_grad():
-                self.flat.mul_(self.mask)
+            self.flat0, self.base_train, self.base_test = state["flat0"], state["base_train"], state["base_test"]
+        else:
+            if self.mask is not None:
+                with torch.no_grad():
+                    self.flat.mul_(self.mask)
+            # the initial parameters, kept for the measures that read them
+            self.flat0 = self.flat.detach().clone() if any(MEASURES[n].needs_init for n in self.metrics) else None
+            self.base_train = self.base_test = None                          # f(theta_0) where output_centre
+            if cfg.output_centre:
+                with torch.no_grad():
+                    w0 = self._weights(self.flat.detach())
+                    self.base_train, self.base_test = (self.model.head(w0, self.model.trunk(w0, *ij))
+                                                       for ij in (self.data.train_ij, self.data.test_ij))
 
         if state is None:
             self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, dtype=dtype, device=dev)
@@ -207,8 +222,11 @@ class Trainer:
     def _weights(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model.layout.views(flat) | self.buffers
 
-    def _logits(self, w: dict, ij) -> torch.Tensor:
+    def _logits(self, w: dict, ij, base: torch.Tensor | None = None) -> torch.Tensor:
+        """The scaled logits of rows ij; base (the same rows' logits at initialisation) is subtracted first."""
         logits = self.model.head(w, self.model.trunk(w, *ij))
+        if base is not None:
+            logits = logits - base
         return logits if self.output_scale is None else logits * self.output_scale
 
     def _measures(self, flat, train_loss, train_logits, names, grad=None) -> torch.Tensor:
@@ -217,7 +235,7 @@ class Trainer:
         run here."""
         d = self.data
         w = {k: v.detach() for k, v in self._weights(flat).items()}
-        test_logits = self._logits(w, d.test_ij)
+        test_logits = self._logits(w, d.test_ij, self.base_test)
         sample_loss = torch.cat([train_loss, self.loss_fn(test_logits, d.test_labels)], 1)
         correct = torch.cat([train_logits.argmax(-1) == d.train_labels,
                              test_logits.argmax(-1) == d.test_labels], 1).to(sample_loss.dtype)
@@ -226,14 +244,14 @@ class Trainer:
         LA = (torch.stack([sample_loss, correct], -1)[..., None] * d.row_parts[..., None, :]).sum(1)
         LA = LA / d.part_div[:, None]
         ctx = MeasureContext(self.cfg, self.model, w, flat.detach(), LA[:, 0], LA[:, 1], train_logits,
-                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad)
+                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0)
         return torch.stack([MEASURES[n].fn(ctx) for n in names], -1)
 
     def _forward(self, flat: torch.Tensor, record: bool):
         """Train loss (with grad) and, when record, the measures row [run, n_metrics] of the model
         before this step's update (else None). The test rows are run only when recording."""
         d = self.data
-        logits = self._logits(self._weights(flat), d.train_ij)
+        logits = self._logits(self._weights(flat), d.train_ij, self.base_train)
         per_sample = self.loss_fn(logits, d.train_labels)
         loss = (per_sample * d.train_w).sum()
         if not record:
@@ -271,7 +289,7 @@ class Trainer:
             with torch.enable_grad():
                 leaf = flat.detach().requires_grad_()
                 (grad,) = torch.autograd.grad(self._forward(leaf, False)[0], leaf)
-        logits = self._logits(self._weights(flat), self.data.train_ij)
+        logits = self._logits(self._weights(flat), self.data.train_ij, self.base_train)
         return self._measures(flat, self.loss_fn(logits, self.data.train_labels), logits, names, grad)
 
     def _set_precision(self):
@@ -393,11 +411,22 @@ class Trainer:
         """Gather every per-run tensor down to the runs still training and rebuild the rest for them."""
         keep = [k for k, i in enumerate(self.rows) if i not in self.finished]
         idx = torch.tensor(keep, device=self.device)
+        data = self.data.select(keep)
         state = {"flat": self.flat.detach().index_select(0, idx), "history": self.history.index_select(0, idx),
-                 "snapshots": self.snaps.index_select(0, idx),
+                 "snapshots": self.snaps.index_select(0, idx), **self._initial(keep, data),
                  **{n: getattr(self.optimizer, n).index_select(0, idx) for n in self.optimizer.state_names}}
         self._graphs = {}                   # the old graphs' memory goes before the new ones are captured
-        self._build([self.rows[k] for k in keep], state, self.data.select(keep))
+        self._build([self.rows[k] for k in keep], state, data)
+
+    def _initial(self, keep: list[int], data: BatchData) -> dict:
+        """What rows keep hold of the initial state (flat0, and base_train, base_test cut to data's padded rows;
+        None where the runs keep none)."""
+        idx = torch.tensor(keep, device=self.device)
+
+        def pick(t, n=None):
+            return None if t is None else t.index_select(0, idx)[:, :n].contiguous()
+        return {"flat0": pick(self.flat0), "base_train": pick(self.base_train, data.train_idx.shape[1]),
+                "base_test": pick(self.base_test, data.test_idx.shape[1])}
 
     def results(self) -> list[RunResult]:
         """A RunResult for each run still training (at the end: those that trained to n_steps), in batch order."""
@@ -523,6 +552,8 @@ class Trainer:
         if type(step) is not int or not 0 <= step <= self.cfg.n_steps:
             raise ValueError(f"checkpoint's step {step!r} lies outside 0..{self.cfg.n_steps}")
         rows, finished = self._checked_rows(state) if self.stopping else (self.rows, set())
+        if set(rows) - set(self.rows):
+            raise ValueError("checkpoint holds runs this trainer has already dropped")
         n = self._recorded_before(step)
         shapes = {name: (len(rows), *t.shape[1:]) for name, t in tensors.items()} | {
             "history": (len(rows), n, len(self.metrics))}                # width: metrics; length: by step
@@ -548,12 +579,14 @@ class Trainer:
                     t.copy_(state[name])
             self.history[:, :n] = state["history"].to(self.device)
             return
-        loaded = {name: state[name].to(self.device) for name in tensors}
+        keep = [self.rows.index(i) for i in rows]
+        data = self.data.select(keep)
+        loaded = {name: state[name].to(self.device) for name in tensors} | self._initial(keep, data)
         loaded["history"] = torch.full((len(rows), *self.history.shape[1:]), math.nan, dtype=self.dtype,
                                        device=self.device)
         loaded["history"][:, :n] = state["history"].to(self.device)
         loaded.setdefault("snapshots", self.snaps[:len(rows)])           # none kept: [rows, 0, n_params]
-        self._build(rows, loaded)
+        self._build(rows, loaded, data)
 
     def save_checkpoint(self, path: str | Path):
         save_checkpoint(path, self.state_dict())

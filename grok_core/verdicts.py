@@ -24,13 +24,18 @@ class ResultBox:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def markdown(self) -> str:
-        """The box as MyST: an admonition whose colour says the verdict."""
+    def markdown(self, rerun: str | None = None) -> str:
+        """The box as MyST: an admonition whose colour says the verdict, with the claim and our numbers in view
+        and the rule, then `rerun` (what re-running the chapter takes), in a closed dropdown: short enough that
+        the chapter's first figure follows on the first screen."""
         kind = {"reproduced": "tip", "partly reproduced": "note", "not reproduced": "warning",
                 "contradicted": "danger"}[self.verdict]
-        return (f":::{{admonition}} Verdict: {self.verdict}\n:class: {kind}\n"
+        title = "How the verdict follows from the numbers" + ("; what a re-run takes" if rerun else "")
+        foot = f"\n\n{rerun}" if rerun else ""
+        return (f"::::{{admonition}} Verdict: {self.verdict}\n:class: {kind} result-box\n"
                 f"**The paper:** {self.claim}\n\n**We measured:** {self.measured}\n\n"
-                f"**Rule:** {self.rule}\n:::\n")
+                f":::{{dropdown}} {title}\n:class-container: result-rule\n"
+                f"**Rule:** {self.rule}{foot}\n:::\n::::\n")
 
 
 def by_share(hits: int, total: int, all_of: float = 1.0, some_of: float = 0.5) -> str:

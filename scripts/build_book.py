@@ -8,7 +8,11 @@ Which profile (--profile auto, the default): a notebook is first executed with t
 `train=False`; if the run store holds all of its runs that is the chapter. Otherwise it is executed with
 the paper profile when a GPU is present (training what is missing), else with the quick profile.
 --refs writes quick-profile executions to tests/nb_refs/ instead (the nbval references) and builds nothing;
-it trains every run afresh in a temporary run store, so the references match what a clean checkout computes.
+it trains every run afresh in a temporary run store, so the references match what a clean checkout computes,
+and records each execution's time, with the CPU, in bench/results/chapter_cost.json (the chapters' "what you
+need to re-run this" line reads it).
+Before the HTML build, the executed notebooks are zipped into book/generated/grokbook-notebooks.zip, which the
+setup page offers as the whole book's download.
 """
 from __future__ import annotations
 
@@ -20,12 +24,14 @@ import re
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 GEN_DIR = ROOT / "book" / "generated"
 REF_DIR = ROOT / "tests" / "nb_refs"
+NOTEBOOKS_ZIP = GEN_DIR / "grokbook-notebooks.zip"
 BIN = Path(sys.executable).parent
 
 
@@ -124,6 +130,26 @@ def strip_images(path: Path):
     nbformat.write(nb, path)
 
 
+def zip_notebooks(names: list[str], path: Path = NOTEBOOKS_ZIP):
+    """The executed chapter notebooks in one zip (fixed timestamps, so unchanged notebooks give the same bytes)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in names:
+            info = zipfile.ZipInfo(f"grokbook-notebooks/{name}.ipynb", date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, (GEN_DIR / f"{name}.ipynb").read_bytes())
+
+
+def record_times(results: list[dict]):
+    """Keep the quick-profile execution times of a --refs run (fresh store: everything trained) with the CPU."""
+    from grok_core.chapters.cost import cpu_name, record_quick_times
+
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    threads = {"omp_num_threads": os.environ["OMP_NUM_THREADS"]} if os.environ.get("OMP_NUM_THREADS") else {}
+    record_quick_times({r["name"]: r["seconds"] for r in results}, cpu=cpu_name(), cores=os.cpu_count(),
+                       commit=commit, date=datetime.date.today().isoformat(), **threads)
+
+
 def write_build_info(results: list[dict]):
     import torch
 
@@ -185,6 +211,7 @@ def main(argv=None):
     print(f"Executed {len(names)} notebook(s) in {time.time() - t_all:.0f} s")
     if args.refs:
         tmp_store.cleanup()
+        record_times(results)
         return
     if args.only and (GEN_DIR / "build_info.md").exists():
         # keep the other chapters' lines of an earlier full build
@@ -201,6 +228,10 @@ def main(argv=None):
     write_build_info(results)
     if args.no_build:
         return
+    missing = [n for n in chapters() if not (GEN_DIR / f"{n}.ipynb").exists()]
+    if missing:
+        raise SystemExit(f"book/generated/ lacks the executed notebooks of {', '.join(missing)}: run without --only")
+    zip_notebooks(chapters())
     print("Building the book: jupyter-book build --all -W --keep-going .", flush=True)
     t0 = time.time()
     proc = subprocess.run([str(BIN / "jupyter-book"), "build", "--all", "-W", "--keep-going", "."], cwd=ROOT, env=env())

@@ -24,21 +24,53 @@ def style():
     plt.close("all")
 
 
-def test_png_is_drawn_at_png_dpi_and_declared_at_css_dpi(monkeypatch):
-    shown = []
+def test_a_figure_is_glued_as_a_png_at_png_dpi_declared_at_css_dpi_with_its_figure_block(monkeypatch):
+    import base64
+
+    from myst_nb.ext.glue import GLUE_PREFIX
+
+    shown, glued = [], []
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setattr("myst_nb.ext.glue.ipy_display", lambda bundle, raw, metadata: glued.append((bundle, metadata)))
     fig, axes = plotting.figure(2, height=2.5)
     axes[0, 0].plot([0, 1], [0, 1])
-    plotting.show_figure(fig, "a caption", "Figure 1")
-    image, caption = shown
-    width, height = plotting.png_size(image.data)
+    plotting.show_figure(fig, "a caption\n\nwith a break", "ch-curves", "two panels of lines")
+    (image, image_meta), (block, block_meta) = glued
+    data = image["image/png"]
+    width, height = plotting.png_size(base64.b64decode(data) if isinstance(data, str) else data)
     assert plotting.PNG_DPI >= 150
     # cropped to its content, a book-width figure is about BOOK_WIDTH inches wide at PNG_DPI
     assert abs(width - plotting.BOOK_WIDTH * plotting.PNG_DPI) < 0.1 * plotting.BOOK_WIDTH * plotting.PNG_DPI
-    assert image.width == round(width * plotting.CSS_DPI / plotting.PNG_DPI)
-    assert image._repr_png_()[1] == {"width": image.width}
-    assert caption.data == "**Figure 1.** a caption"
+    assert image_meta["image/png"] == {"width": round(width * plotting.CSS_DPI / plotting.PNG_DPI)}
+    # the image is shown in the notebook (display=True), the figure block only glued, for the book
+    assert image_meta["scrapbook"] == {"name": "ch-curves", "mime_prefix": ""}
+    assert block_meta["scrapbook"] == {"name": "ch-curves-figure", "mime_prefix": GLUE_PREFIX}
+    assert block[GLUE_PREFIX + "text/markdown"] == ("::::{glue:figure} ch-curves\n:name: ch-curves\n"
+                                                    ":alt: two panels of lines\na caption with a break\n::::\n")
+    assert [c.data for c in shown] == ["a caption\n\nwith a break"]
     assert not plt.get_fignums()   # closed
+
+
+@pytest.mark.parametrize("name, caption, alt, error", [
+    ("Ch Curves", "c", "a", "figure name='Ch Curves' is not allowed"),
+    ("ch-curves", "c", "", "a figure needs a alt"),
+    ("ch-curves", " ", "a", "a figure needs a caption"),
+    ("ch-curves", "c", "one\ntwo", "alt text must be one line"),
+])
+def test_a_figure_block_refuses_a_bad_name_and_missing_or_broken_text(name, caption, alt, error):
+    with pytest.raises(ValueError, match=error):
+        plotting.figure_markdown(name, caption, alt)
+
+
+def test_runs_caption_names_shared_seeds_once():
+    from types import SimpleNamespace
+
+    def run(i, s, key):
+        return SimpleNamespace(config=SimpleNamespace(init_seed=i, split_seed=s), key=key)
+    shared = {g: [run(i, s, f"{g}{i}{s}") for i in range(4) for s in range(2)] for g in ("a", "b", "c")}
+    assert plotting.runs_caption(shared) == "Every setting: init seeds 0–3 × split seeds 0, 1; 8 runs each."
+    apart = {"a": [run(0, 0, "k1")], "b": [run(1, 0, "k2")]}
+    assert plotting.runs_caption(apart) == "a: init seeds 0 × split seed 0; config hash `k1`; b: init seeds 1 × split seed 0; config hash `k2`."
 
 
 def test_png_size_rejects_other_data():

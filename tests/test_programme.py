@@ -1,5 +1,5 @@
-"""The book's programme: chapter settings resolve to the intended runs; bad values fail clearly; shards split fairly;
-a chapter is found from its module alone."""
+"""The book's programme: chapter settings resolve to the intended runs; bad values fail clearly; a chapter is found
+from its module alone, and trained by the programme."""
 import sys
 
 import numpy as np
@@ -9,9 +9,8 @@ from grok_core.analysis import on_grid, rolling_mean, steps_to_threshold, table1
 from grok_core.config import RunConfig
 from grok_core.chapters import names, setup
 from grok_core.chapters.settings import seed_pairs
-from grok_core import programme
-from grok_core.programme import claimed, paper_configs, shard
-from grok_core.runner import batch_cost, plan
+from grok_core import distributed, programme
+from grok_core.programme import paper_configs
 from grok_core.train import recorded_steps
 
 
@@ -21,10 +20,13 @@ def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories(
     assert {k: len(v) for k, v in per.items()} == {
         "table1_square_strip": 120, "theory_uniformity": 81, "fig5_med_primes": 32, "fig2_layers": 32,
         "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
-        "figs12_19_functions": 64, "fig20_toeplitz": 72}
-    steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000}}
+        "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * 17}
+    T = setup("stability", "paper", {})[0]
+    steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000},
+             "stability": {T["orth_steps"], T["long_steps"], T["prec_steps"], T["tf_steps"]}}
+    record = {"lazy_rich": (1000, 50), "stability": (2000, 100)}          # within the store's budget
     for name, cs in per.items():
-        assert all((c.record_dense, c.record_every) == (2000, 20) for c in cs)
+        assert all((c.record_dense, c.record_every) == record.get(name, (2000, 20)) for c in cs)
         assert {c.n_steps for c in cs} == steps.get(name, {30000})
     t1 = per["table1_square_strip"]
     pairs = {(c.init_seed, c.split_seed) for c in t1 if (c.split, c.split_param) == ("square", 30)}
@@ -65,26 +67,6 @@ def test_quick_profiles_record_every_step():
         assert configs and all(c.record_every == 1 for c in configs)
 
 
-def test_shards_cover_every_batch_once_and_balance_cost():
-    configs = [c for cs in paper_configs().values() for c in cs]
-    batches = plan(configs, 128, "cpu")
-    parts = [shard(batches, i, 2) for i in range(2)]
-    keys = [c.key() for part in parts for b in part for c in b]
-    assert sorted(keys) == sorted({c.key() for c in configs})
-    loads = [sum(map(batch_cost, part)) for part in parts]
-    assert max(loads) < 1.5 * min(loads)
-    with pytest.raises(ValueError, match="shard"):
-        shard(batches, 2, 2)
-
-
-def test_processes_sharing_a_claims_folder_take_each_batch_once(tmp_path):
-    batches = plan([c for cs in paper_configs(["fig2_layers", "fig5_med_primes"]).values() for c in cs], 16, "cpu")
-    first, second = claimed(batches, tmp_path), claimed(batches, tmp_path)
-    taken = [next(first), next(second), next(second)] + list(first) + list(second)   # interleaved, as on two GPUs
-    assert sorted(map(id, taken)) == sorted(map(id, batches))
-    assert list(claimed(batches, tmp_path)) == []                           # all claimed: a late process takes none
-
-
 def _thin(h, dense, every):
     cfg = RunConfig(n_steps=len(h["step"]), record_dense=dense, record_every=every)
     keep = np.isin(h["step"], recorded_steps(cfg).numpy())
@@ -121,16 +103,46 @@ def test_the_runner_checks_the_store_is_writable_before_training(tmp_path, monke
     from grok_core.store import RunStore
 
     monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "store"))
-    monkeypatch.setattr(programme, "train_batch", lambda *a, **k: pytest.fail("trained before checking the store"))
+    monkeypatch.setattr(distributed, "train_batch", lambda *a, **k: pytest.fail("trained before checking the store"))
     monkeypatch.setattr(RunStore, "check_writable", lambda self: (_ for _ in ()).throw(OSError("not writable")))
     with pytest.raises(OSError, match="not writable"):
         programme.main(["run", "--chapters", "fig5_med_primes"])
 
 
+def test_a_chapters_own_runs_are_listed_and_trained_once_per_launch(tmp_path, monkeypatch, capsys):
+    """lazy_rich's regression runs are not RunConfig runs: its `extra_training` hook is listed by rank 0 and
+    trained by rank 0 only, after the batches."""
+    from grok_core.chapters import lazy_rich
+
+    calls = []
+    monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "store"))
+    monkeypatch.setattr(lazy_rich, "extra_training", lambda S, train: calls.append(train) or f"extra {train}")
+    monkeypatch.setattr(distributed, "train_shared", lambda *a, **k: calls.append("batches"))
+    programme.main(["list", "--chapters", "lazy_rich"])
+    assert calls == [False] and "extra False" in capsys.readouterr().out
+    calls.clear()
+    programme.main(["run", "--chapters", "lazy_rich"])
+    assert calls == [False, "batches", True]
+    calls.clear()
+    monkeypatch.setattr(distributed, "join", lambda: distributed.Launch(rank=1, world_size=2))
+    monkeypatch.setattr(distributed, "device", lambda launch: "cpu")
+    programme.main(["run", "--chapters", "lazy_rich"])
+    assert calls == ["batches"]
+
+
+def test_the_regression_programme_has_eight_seeds_per_setting():
+    from grok_core.chapters import lazy_rich
+
+    S = setup("lazy_rich", "paper", {})[0]
+    configs = lazy_rich.a_configs(S)
+    assert len(configs) == 8 * 15 and len({c.key() for c in configs}) == 8 * 14     # alpha = 1, eps = 1/4 shared
+    assert {(c.d, c.n_train, c.n_test, c.width, c.n_steps) for c in configs} == {(100, 550, 1000, 500, 100000)}
+
+
 def test_chapters_come_in_book_order():
     assert names() == ["fig3_splits", "table1_square_strip", "fig4_x2xyy2_frac", "ceilings", "theory_uniformity",
                        "fig5_med_primes", "fig2_layers", "resnet", "appendix_d", "figs12_19_functions",
-                       "fig20_toeplitz"]                                          # as _toc.yml lists them
+                       "fig20_toeplitz", "stability", "lazy_rich"]                                          # as _toc.yml lists them
     assert names("run_configs") == [n for n in names() if n not in ("fig3_splits", "ceilings", "resnet")]
 
 
@@ -170,4 +182,11 @@ def test_a_new_chapter_module_is_picked_up_by_setup_and_the_programme(toy_chapte
     assert [c.d_model for c in paper_configs()[toy_chapter]] == [32, 64]
     programme.main(["list", "--chapters", f"fig2_layers,{toy_chapter}"])
     out = capsys.readouterr().out
-    assert f"{toy_chapter}: 2 runs, 0 stored" in out and "shard 0/1: 34 runs" in out
+    assert f"{toy_chapter}: 2 runs, 0 stored" in out and "34 runs in" in out
+    assert programme.main(["run", "--chapters", toy_chapter, "--max-batch", "1"]) == 0       # one process, alone
+    out = capsys.readouterr().out
+    assert "2 runs to train in 2 batches, over 1 process(es)" in out
+    assert out.count("done 1 x transformer p=11 L=1 D=32") == out.count("done 1 x transformer p=11 L=1 D=64") == 1
+    assert all(store.get(c) is not None for c in paper_configs()[toy_chapter]) and store.checkpoints() == []
+    programme.main(["run", "--chapters", toy_chapter])
+    assert "0 runs to train in 0 batches" in capsys.readouterr().out                    # stored: nothing trains again

@@ -34,10 +34,11 @@ def _independent(cfg: RunConfig) -> bool:
 MEMBERS = ([dict(loss=n) for n in losses.LOSSES] + [dict(optimizer=n) for n in updates.OPTIMISERS]
            + [dict(grad_transform=n) for n in updates.GRAD_TRANSFORMS]
            + [dict(param_mask=n) for n in updates.PARAM_MASKS]
-           + [dict(label_transform=n) for n in tasks.LABEL_TRANSFORMS] + [dict(output_scale=2.0)])
+           + [dict(label_transform=n) for n in tasks.LABEL_TRANSFORMS] + [dict(output_scale=2.0)]
+           + [dict(output_scale=4.0, output_centre=True, measures="param_move")])
 
 
-@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: "=".join(map(str, *m.items())))
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: ",".join(f"{k}={v}" for k, v in m.items()))
 def test_each_member_keeps_runs_apart(member):
     assert _independent(BASE.replace(**member))
 
@@ -73,6 +74,29 @@ def test_output_scale_multiplies_the_logits():
     w = t1._weights(t1.flat)
     torch.testing.assert_close(t2._logits(w, t2.data.test_ij), 3.0 * t1._logits(w, t1.data.test_ij),
                                rtol=1e-14, atol=0)
+
+
+def test_a_centred_output_starts_at_zero_and_moves_by_the_scaled_change():
+    """alpha (f(theta) - f(theta_0)): zero logits at initialisation, and at other weights alpha times the change."""
+    plain, centred = (Trainer([BASE.replace(output_scale=s, output_centre=c)], "cpu", dtype=torch.float64)
+                      for s, c in ((1.0, False), (3.0, True)))
+    w0 = plain._weights(plain.flat)
+    assert torch.equal(centred._logits(w0, centred.data.test_ij, centred.base_test), torch.zeros_like(centred.base_test))
+    w1 = plain._weights(plain.flat * 1.1)
+    torch.testing.assert_close(centred._logits(w1, centred.data.test_ij, centred.base_test),
+                               3.0 * (plain._logits(w1, plain.data.test_ij) - plain._logits(w0, plain.data.test_ij)),
+                               rtol=1e-12, atol=1e-12)
+    assert BASE.replace(output_centre=False).key() == BASE.key() != BASE.replace(output_centre=True).key()
+
+
+def test_param_move_is_the_relative_distance_from_initialisation():
+    t = Trainer([BASE.replace(measures="param_move", n_steps=3)], "cpu", dtype=torch.float64)
+    t.run(progress=False)
+    h = t.histories()[0]
+    assert h["param_move"][0] == 0.0
+    with torch.no_grad():
+        moved = t.flat0 * 1.5
+    assert t.evaluate(moved, ("param_move",))[0, 0].item() == pytest.approx(0.5, rel=1e-12)
 
 
 def test_a_label_transform_changes_train_labels_only(monkeypatch):

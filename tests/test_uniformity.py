@@ -75,7 +75,7 @@ def test_strip_runs_vary_the_init_seed_only():
 def test_one_run_keeps_snapshots_and_the_claims_leave_it_out():
     S, configs = setup("theory_uniformity", "paper", {})
     snap = [c for c in configs if c.snapshots]
-    assert len(snap) == 1 and (snap[0].snapshots, snap[0].snapshot_dtype, snap[0].wd) == (40, "float16", 1.0)
+    assert len(snap) == 1 and (snap[0].snapshots, snap[0].snapshot_dtype, snap[0].wd) == (32, "float16", 1.0)
     twin = [c for c in configs if not c.snapshots and (c.split, c.wd, c.init_seed, c.split_seed) == ("random", 1.0, 0, 0)]
     assert len(twin) == 1 and twin[0].key() != snap[0].key()       # same training, its own key
     runs = [SimpleNamespace(config=c) for c in configs]

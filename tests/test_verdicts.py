@@ -22,5 +22,16 @@ def test_by_share_thresholds():
 
 def test_the_markdown_names_verdict_claim_numbers_and_rule():
     md = ResultBox("Fig. 9: X halves Y.", "0.91 over 8 runs", "not reproduced", "ratio <= 0.6").markdown()
-    assert md.startswith(":::{admonition} Verdict: not reproduced\n:class: warning\n")
-    assert "Fig. 9: X halves Y." in md and "0.91 over 8 runs" in md and "ratio <= 0.6" in md and md.endswith(":::\n")
+    assert md.startswith("::::{admonition} Verdict: not reproduced\n:class: warning result-box\n")
+    assert "Fig. 9: X halves Y." in md and "0.91 over 8 runs" in md and md.endswith(":::\n::::\n")
+    # the rule sits in a dropdown (closed: no :open: option) after the claim and the numbers
+    head, rule = md.split(":::{dropdown}")
+    assert "ratio <= 0.6" in rule and "ratio <= 0.6" not in head and ":open:" not in rule
+    assert "0.91 over 8 runs" in head
+
+
+def test_the_rerun_line_follows_the_rule_in_the_dropdown():
+    md = ResultBox("c", "m", "reproduced", "r").markdown(rerun="**To re-run:** 2 CPU minutes")
+    assert md.index("**We measured:** m") < md.index(":::{dropdown}") < md.index("**Rule:** r") \
+        < md.index("**To re-run:** 2 CPU minutes")
+    assert "what a re-run takes" in md and "what a re-run takes" not in ResultBox("c", "m", "reproduced", "r").markdown()

@@ -4,7 +4,8 @@ A chapter module declares what it has, by name:
   PROFILES        {"paper": {...}, "quick": {...}}: every setting of the chapter, each written once;
   check(S)        validates and normalises the resolved settings S in place (optional);
   run_configs(S)  the RunConfigs its notebook reads, which the programme trains (optional);
-  claims(S, runs) its numbers per setting, which its notebook exports (optional).
+  claims(S, runs) its numbers per setting, which its notebook exports (optional);
+  extra_training(S, train)  trains (when train) the runs of another kind it reads, for the programme (optional).
 Chapters come in the order _toc.yml gives the book; one that is not in it comes after, by name.
 """
 from __future__ import annotations

@@ -50,11 +50,14 @@ def chapter_claims(chapter: str, S: dict, runs) -> dict:
     return C
 
 
-def show_result(C: dict):
-    """Glue the result box for the chapter's first screen (its top cell shows it with {glue:md}`result`)."""
+def show_result(C: dict, chapter: str):
+    """Glue the result box for the chapter's first screen (its top cell shows it with {glue:md}`result`), with the
+    line saying what re-running the chapter takes (grok_core.chapters.cost)."""
     from IPython.display import Markdown
     from myst_nb import glue
-    glue("result", Markdown(ResultBox(**C["result"]).markdown()), display=False)
+
+    from .cost import rerun_line
+    glue("result", Markdown(ResultBox(**C["result"]).markdown(rerun=rerun_line(chapter))), display=False)
 
 
 def exports_dir() -> Path:

@@ -123,12 +123,13 @@ def outside_share(split) -> float:
     return (len(split.test_idx) - int(split.block_mask.sum())) / len(split.test_idx)
 
 
-TABLE_HEADERS = ["setting", "train", "% test outside block", "U-Acc %: ours / paper", "L-Acc %: ours / paper",
-                 "GO-Epoch: ours / paper", "paper row"]
+TABLE_HEADERS = ["setting", "train", "% test outside block", "U-Acc % ours", "U-Acc % paper", "L-Acc % ours",
+                 "L-Acc % paper", "GO-Epoch ours", "GO-Epoch paper", "paper row"]
 
 
 def table_rows(S: dict, res_by_setting: dict, groups: dict) -> list[list]:
-    """One row per setting: train size, test share outside the block, U-Acc, L-Acc, GO-Epoch beside the paper's."""
+    """One row per setting: train size, test share outside the block, then U-Acc, L-Acc and GO-Epoch, each ours
+    beside the paper's (a dash where the paper has no such row)."""
     rows = []
     for g, res in res_by_setting.items():
         sp = quiet_split(groups[g][0].config)
@@ -137,9 +138,9 @@ def table_rows(S: dict, res_by_setting: dict, groups: dict) -> list[list]:
         pgo = ("disappears" if paper and paper["go_epoch"] is None else
                (f"{paper['go_epoch'][0]} ± {paper['go_epoch'][1]}" if paper else "–"))
         rows.append([setting_name(g), len(sp.train_idx), f"{100 * outside_share(sp):.1f}",
-                     f"{pm([r.u_acc for r in res])} / {paper['u_acc']:.2f}" if paper else pm([r.u_acc for r in res]),
-                     f"{pm([r.l_acc for r in res])} / {paper['l_acc']:.2f}" if paper else pm([r.l_acc for r in res]),
-                     f"{go_text(res)} / {pgo}", pname])
+                     pm([r.u_acc for r in res]), f"{paper['u_acc']:.2f}" if paper else "–",
+                     pm([r.l_acc for r in res]), f"{paper['l_acc']:.2f}" if paper else "–",
+                     go_text(res), pgo, pname])
     return rows
 
 
@@ -415,12 +416,15 @@ def block_end(runs) -> list[float]:
     return [r.history["block_acc"][-1] for r in runs]
 
 
-OFFSET_HEADERS = ["strip", "U-Acc %", "L-Acc %", "GO-Epoch", "block accuracy at the end %"]
+OFFSET_HEADERS = ["strip", "U-Acc % without offset", "U-Acc % with", "U-Acc % paper", "L-Acc % without offset",
+                  "L-Acc % with", "L-Acc % paper", "GO-Epoch without offset", "GO-Epoch with", "GO-Epoch paper",
+                  "block acc. at the end % without offset", "block acc. at the end % with"]
 
 
 def offset_rows(S: dict, res_by_setting: dict, groups: dict) -> tuple[list[list], float | None]:
-    """The strip rows with and without the operand offset, beside the paper's (one row per offset strip),
-    and the highest end-of-training block accuracy among the offset runs (None without offset rows)."""
+    """The strip rows with and without the operand offset, beside the paper's (one row per offset strip; each
+    number in its own column), and the highest end-of-training block accuracy among the offset runs (None
+    without offset rows)."""
     shifted = offset_settings(S, agreement(S, res_by_setting)[1])
     rows, ends = [], {}
     for g in shifted:
@@ -428,12 +432,13 @@ def offset_rows(S: dict, res_by_setting: dict, groups: dict) -> tuple[list[list]
         plain, paper = res_by_setting.get(h), paper_row(g[0], g[1], S["p"])
         ends[g] = block_end(groups[g])
         pgo = "disappears" if paper["go_epoch"] is None else f"{paper['go_epoch'][0]}"
-        rows.append([short_name(g)] + [
-            " / ".join([pm([getattr(r, key) for r in plain]) if plain else "–",
-                        pm([getattr(r, key) for r in res_by_setting[g]]), f"{paper[key]:.2f}"])
-            for key in ("u_acc", "l_acc")]
-            + [" / ".join([go_text(plain) if plain else "–", go_text(res_by_setting[g]), pgo])]
-            + [" / ".join([pm(block_end(groups[h])) if h in groups else "–", pm(ends[g])])])
+        row = [short_name(g)]
+        for key in ("u_acc", "l_acc"):
+            row += [pm([getattr(r, key) for r in plain]) if plain else "–",
+                    pm([getattr(r, key) for r in res_by_setting[g]]), f"{paper[key]:.2f}"]
+        row += [go_text(plain) if plain else "–", go_text(res_by_setting[g]), pgo]
+        row += [pm(block_end(groups[h])) if h in groups else "–", pm(ends[g])]
+        rows.append(row)
     return rows, (max(max(v) for v in ends.values()) if ends else None)
 
 

@@ -20,6 +20,7 @@ from .parts import FlatLayout, activation, embedding_init, onehot_embedding
 
 class EmbedMLP:
     measures = ("med_hidden",)        # measures only this model records (grok_core.measures.MEASURES)
+    embeds = True                     # has a token embedding W_E (MED and the embedding measures read it)
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg

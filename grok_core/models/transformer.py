@@ -25,6 +25,7 @@ from .transformer_fast import FactorisedForward
 
 class Transformer:
     measures = ()          # measures only this model records (grok_core.measures.MEASURES)
+    embeds = True                     # has a token embedding W_E (MED and the embedding measures read it)
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
