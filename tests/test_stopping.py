@@ -116,6 +116,20 @@ def test_a_batch_with_stops_gives_each_run_what_it_gives_alone_and_shrinks():
         assert len(got[c.key()].history["step"]) == int((batch.record_steps < (alone.stop.get("stopped_at") or 10 ** 9)).sum())
 
 
+def test_compaction_keeps_the_initial_state_that_centred_outputs_and_measures_read():
+    """output_centre subtracts each run's initial logits on its (padded) rows and param_move reads its initial
+    weights: both are gathered with the runs (and the logits cut to the new padding: train shares 0.6 and 0.5 pad to
+    128 and 64 rows, so the batch's padding shrinks when the one run of 0.6, which stops, leaves)."""
+    cfgs = [c.replace(output_centre=True, measures="param_move", stop_acc=0.2, frac_train=0.6 if i == 2 else 0.5)
+            for i, c in enumerate(SEEDS)]
+    batch = Trainer(cfgs, "cpu", dtype=F64)
+    padded = batch.data.train_idx.shape[1]
+    sizes = live_sizes(batch)
+    assert min(sizes) < len(cfgs) and batch.data.train_idx.shape[1] < padded
+    for c in cfgs:
+        assert_same_run(outcomes(batch)[c.key()], outcomes(train([c], F64))[c.key()], TOL)
+
+
 def test_a_stopped_run_is_the_run_without_a_rule_cut_at_its_stop_step():
     """stopped_at T: the weights after T updates, the history of the recorded steps before T, the snapshots up to T
     (and the weights one step later are another run's, far beyond TOL)."""
