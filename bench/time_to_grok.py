@@ -11,7 +11,7 @@ transformer, AdamW lr 1e-3, wd 1, strict fp32; --seeds runs each (init and split
 the batched engine with a stop rule (RunConfig.stop_acc, stop_hold, stop_after; grok_core.stopping): it stops
 once its test accuracy has stayed >= --stop-acc at every recorded step for --stop-hold steps (recorded every
 --record-every steps), or at the --budget of steps. Stopped runs leave the batch at once (compiled: once half
-its rows have stopped, since each compaction compiles the step again).
+its rows have stopped, since each compaction compiles the step again; --compact-share sets the share).
 
 GPU-seconds are the wall-clock seconds of the one device from building the batch to its last run's end:
 set-up, graph capture (and compilation) and every compaction included. Per grokked seed: those seconds over
@@ -61,11 +61,11 @@ def quantiles(xs: list[int]) -> dict | None:
     return {"median": statistics.median(xs), "q1": q[0], "q3": q[2], "max": max(xs)}
 
 
-def train_until_grokked(configs: list[RunConfig], dev, compile: bool) -> dict:
+def train_until_grokked(configs: list[RunConfig], dev, compile: bool, compact_share: float | None) -> dict:
     """The batch trained to its end with its stop rules, timed whole; each run's outcome and the batch's sizes."""
     sync(dev)
     t0 = time.perf_counter()
-    tr = Trainer(configs, dev, compile=compile)
+    tr = Trainer(configs, dev, compile=compile, compact_share=compact_share)
     sizes = [(0, len(tr.rows))]
     while not tr.done:
         tr.train_step()
@@ -115,7 +115,7 @@ def measure(report: Report, name: str):
             f"more; recorded every {cfg.record_every} steps; budget {cfg.n_steps} steps")
     report.say(f"{name}: p={cfg.p}, frac {cfg.frac_train}, d_model {cfg.d_model}, lr {cfg.lr:g}, {seeds} seeds; "
                f"stop: {rule}" + ("; compiled" if args.compile else ""))
-    got = train_until_grokked(configs_for(cfg, seeds), report.dev, args.compile)
+    got = train_until_grokked(configs_for(cfg, seeds), report.dev, args.compile, args.compact_share)
     grokked = [r for r in got["runs"] if r["grokked"]]
     n = len(grokked)
     res = {"setting": setting, "seeds": seeds, "rule": rule, "compiled": args.compile, **got,
@@ -171,6 +171,8 @@ def main():
     ap.add_argument("--stop-after", type=int, default=0, help="steps trained after the hold is met (default 0)")
     ap.add_argument("--record-every", type=int, default=10, help="steps between recorded steps (default 10)")
     ap.add_argument("--compile", action="store_true", help="run the step through torch.compile")
+    ap.add_argument("--compact-share", type=float, default=None, help="stopped runs leave the batch once they are this "
+                    "share of its rows (default: at once; compiled, 0.5)")
     ap.add_argument("--ref", type=Path, default=None, help="checkout of the released code, for its ratio")
     args = ap.parse_args()
     report = Report(args, "time_to_grok_compiled" if args.compile else "time_to_grok")

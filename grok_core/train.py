@@ -381,9 +381,11 @@ class Trainer:
     def _read_rules(self):
         """One host read of the test accuracy recorded since the last one, for the runs still looking for their hold."""
         n = self.n_recorded
+        if n == self._seen:
+            return
         rows = [k for k, i in enumerate(self.rows)
                 if i in self.rules and i not in self.finished and self.rules[i].met_at is None]
-        if n > self._seen and rows:
+        if rows:
             acc = self.history[rows, self._seen:n, self.metrics.index("test_acc")].cpu()
             steps = self.record_steps[self._seen:n].tolist()
             for k, a in zip(rows, acc):
