@@ -15,6 +15,8 @@ One step (`_step`), for all runs together, reads top to bottom:
 Recording changes nothing in training: a thinned run follows exactly the trajectory of a full one.
 On CUDA both kinds of step (with and without recording) are captured once as CUDA graphs and
 replayed; the eager path runs the same code, so CPU and GPU follow one formula.
+Between steps, runs with a stop rule (grok_core.stopping) are taken out at their stop step and the batch is
+compacted to the runs left (Trainer's docstring); a batch without one never reads anything back on the host.
 """
 from __future__ import annotations
 
