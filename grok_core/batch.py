@@ -15,18 +15,25 @@ from .tasks import LABEL_TRANSFORMS
 from .tasks import labels as task_labels
 
 
+def _padded(n: int) -> int:
+    """Train rows per run in a batch whose largest train set has n rows: n rounded up to ROW_ALIGN."""
+    return -(-n // ROW_ALIGN) * ROW_ALIGN
+
+
 class BatchData:
     """train_idx [run, n] rows (padding rows weigh 0 in train_w), train_labels, train_ij (RowIndex pair);
     test_idx, test_labels, test_ij; row_parts [run, n + n_test, 4] 0/1 membership of the rows in their
-    order, part_div [run, 4] the size of each part (NaN for an empty one)."""
+    order, part_div [run, 4] the size of each part (NaN for an empty one); n_train, n_test each run's real rows."""
 
     def __init__(self, configs: list[RunConfig], device: torch.device, dtype: torch.dtype):
         cfg = configs[0]
         R, p = len(configs), cfg.p
         splits = [make_split(c) for c in configs]
         labels = torch.stack([task_labels(c.fn, c.p) for c in configs]).to(device)           # [r, N]
-        n_train = torch.tensor([len(s.train_idx) for s in splits])
-        n_max = -(-int(n_train.max()) // ROW_ALIGN) * ROW_ALIGN     # padded rows weigh 0; see kernels.linear
+        self.p = p
+        self.n_train = [len(s.train_idx) for s in splits]
+        self.n_test = [len(s.test_idx) for s in splits]
+        n_max = _padded(max(self.n_train))                           # padded rows weigh 0; see kernels.linear
         train_idx = torch.zeros(R, n_max, dtype=torch.long)
         self.train_w = torch.zeros(R, n_max, dtype=dtype)
         for r, s in enumerate(splits):
@@ -44,7 +51,7 @@ class BatchData:
                 self.train_labels[r, :n] = transform(self.train_labels[r, :n], c).to(device)
         self.train_ij = (RowIndex(self.train_idx // p, p), RowIndex(self.train_idx % p, p))
 
-        n_test_max = max(len(s.test_idx) for s in splits)
+        n_test_max = max(self.n_test)
         test_idx = torch.zeros(R, n_test_max, dtype=torch.long)
         test_real = torch.zeros(R, n_test_max)
         for r, s in enumerate(splits):
@@ -64,3 +71,23 @@ class BatchData:
         real = torch.cat([(self.train_w > 0).float().cpu(), test_real], 1)
         self.row_parts = (torch.gather(parts, 1, rows[..., None].expand(-1, -1, 4)) * real[..., None]).to(device, dtype)
         self.part_div = torch.where(counts > 0, counts, math.nan).to(device, dtype)
+
+    def select(self, rows: list[int]) -> "BatchData":
+        """The data of the runs at these rows, as BatchData of their configs builds it, gathered on the device (for
+        compacting a batch): every run's rows come first and its padding after, in an order that does not depend on
+        the batch's largest set, so cutting the padding to the new largest set gives the same tensors."""
+        out = BatchData.__new__(BatchData)
+        idx = torch.tensor(rows, device=self.train_idx.device)
+        out.p, p = self.p, self.p
+        out.n_train, out.n_test = [self.n_train[r] for r in rows], [self.n_test[r] for r in rows]
+        n, m, n_old = _padded(max(out.n_train)), max(out.n_test), self.train_idx.shape[1]
+        out.train_idx, out.train_w, out.train_labels = (t.index_select(0, idx)[:, :n].contiguous()
+                                                        for t in (self.train_idx, self.train_w, self.train_labels))
+        out.train_ij = (RowIndex(out.train_idx // p, p), RowIndex(out.train_idx % p, p))
+        out.test_idx, out.test_labels = (t.index_select(0, idx)[:, :m].contiguous()
+                                         for t in (self.test_idx, self.test_labels))
+        out.test_ij = (out.test_idx // p, out.test_idx % p)
+        parts = self.row_parts.index_select(0, idx)
+        out.row_parts = torch.cat([parts[:, :n], parts[:, n_old:n_old + m]], 1)
+        out.part_div = self.part_div.index_select(0, idx)
+        return out

@@ -34,7 +34,8 @@ SNAPSHOT_DTYPES = ("float32", "float16")
 # Fields that may differ between runs trained together in one batch; everything else fixes
 # the shapes or the optimiser and must be shared.
 PER_RUN_FIELDS = ("fn", "split", "split_param", "frac_train", "split_seed", "init_seed",
-                  "embed_init", "lr", "wd", "output_scale", "label_transform", "param_mask")
+                  "embed_init", "lr", "wd", "output_scale", "label_transform", "param_mask",
+                  "stop_acc", "stop_hold", "stop_after")
 
 # Beyond any device's memory (the p*p table), and it keeps the primality test below fast.
 P_MAX = 2 ** 31 - 1
@@ -195,9 +196,15 @@ class RunConfig(HashedConfig):
     # is ce in float64 by itself and takes only 32 here (grok_core.losses.loss_dtype)
     loss_precision: int = 32
     adam_eps: float = 1e-8         # AdamW's eps, added to sqrt(v) (Prieto et al. use 1e-25 and smaller)
+    # per-run stopping (grok_core.stopping): once test accuracy has been >= stop_acc at every recorded step for
+    # stop_hold steps, the run trains stop_after more steps and stops; n_steps stays the budget. 0: never stops early
+    stop_acc: float = 0.0
+    stop_hold: int = 0
+    stop_after: int = 0
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
-                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre")
+                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre",
+                    "stop_acc", "stop_hold", "stop_after")
 
     def __post_init__(self):
         self._store_declared_types()
@@ -236,9 +243,16 @@ class RunConfig(HashedConfig):
             name = "k" if self.split == "square" else "t"
             raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
                              f"it must lie in 0..p-2 = 0..{self.p - 2}")
-        for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd", "snapshots"):
+        for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd", "snapshots",
+                     "stop_hold", "stop_after"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
+        if not 0 <= self.stop_acc <= 1:
+            raise ValueError(f"stop_acc={self.stop_acc!r} is not allowed; it must lie in (0, 1], or be 0 (never stop early)")
+        for name in ("stop_hold", "stop_after"):
+            if getattr(self, name) and self.stop_acc == 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed with stop_acc=0 (no stop rule); "
+                                 "set stop_acc in (0, 1] or leave it at 0")
         for name in ("n_layers", "d_model", "n_heads", "n_steps", "record_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 1")
@@ -259,6 +273,11 @@ class RunConfig(HashedConfig):
         if self.embed_init in ("toeplitz", "circulant") and self.d_vocab > self.d_model:
             raise ValueError(f"embed_init={self.embed_init!r} needs d_vocab <= d_model, but d_vocab={self.d_vocab} "
                              f"(p + operand_offset + 1) > d_model={self.d_model}")
+
+    @property
+    def has_stop_rule(self) -> bool:
+        """Whether the run has a stop rule (it may then end before n_steps)."""
+        return self.stop_acc > 0
 
     @property
     def extra_measures(self) -> tuple[str, ...]:

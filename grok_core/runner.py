@@ -31,10 +31,14 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
                 compile: bool = False) -> list[Run] | None:
     """Train one batch of compatible runs (resuming a checkpoint) and store them; None if stopped early.
 
+    A run that stops by its rule (RunConfig.stop_acc) is stored at once, before any checkpoint counts it as
+    stopped, and leaves the batch; its meta says where and why it stopped, and its wall_time_s runs to its stop.
     The last step is checkpointed too, and the checkpoint removed once every run is stored, so that a
     process killed while storing them leaves its work to be stored, not retrained.
     compile=True runs the step through torch.compile (faster on CUDA at large batches; the same
     float32 arithmetic up to rounding order); it is recorded in the run's metadata.
+    Returns the batch's runs in its order, those that stopped before a resume read back from the store (one
+    missing there meanwhile is left out, for the caller to train again).
     """
     set_strict_fp32()
     gc.collect()        # a Trainer holds itself through its step functions: free the last batch's memory first
@@ -45,22 +49,29 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
               file=sys.stderr)
     start = trainer.step
     t0 = time.time()
-    finished = trainer.run(ckpt_path=ckpt, ckpt_every=ckpt_every, deadline=deadline, progress=progress)
+    meta = {"code_commit": code_commit(), "device": device_name(trainer.device), "torch": torch.__version__,
+            "cuda_graph": trainer.use_graph, "compiled": trainer.compiled, "batch_size": len(configs)}
+    if start:
+        meta["resumed_at_step"] = start       # wall_time_s then covers only the steps from here on
+    runs = {}
+
+    def put(result, wall: float):
+        more = {"wall_time_s": round(wall, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        runs[result.config.key()] = store.put(result.config, result.history, meta | more | result.stop,
+                                              result.weights if save_weights else None, result.snapshots)
+
+    finished = trainer.run(ckpt_path=ckpt, ckpt_every=ckpt_every, deadline=deadline, progress=progress,
+                           on_finish=lambda result: put(result, time.time() - t0))
     if not finished:
         return None
     wall = time.time() - t0
-    if trainer.step > start:
+    final = trainer.results()
+    if final and trainer.step > start:
         trainer.save_checkpoint(ckpt)
-    meta = {"code_commit": code_commit(), "device": device_name(trainer.device), "torch": torch.__version__,
-            "cuda_graph": trainer.use_graph, "compiled": trainer.compiled,
-            "wall_time_s": round(wall, 3), "batch_size": len(configs), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if start:
-        meta["resumed_at_step"] = start       # wall_time_s then covers only the steps from here on
-    snaps = trainer.snapshots() or [None] * len(configs)
-    runs = [store.put(c, h, meta, trainer.flat[r].detach() if save_weights else None, snaps[r])
-            for r, (c, h) in enumerate(zip(configs, trainer.histories()))]
+    for result in final:
+        put(result, wall)
     ckpt.unlink(missing_ok=True)
-    return runs
+    return [r for r in (runs.get(c.key()) or store.get(c) for c in configs) if r is not None]
 
 
 def runs_that_fit(cfg: RunConfig, device, share: float = 0.85) -> int | None:
@@ -212,6 +223,12 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
     device = torch.device(device) if device is not None else default_device()
     held, rest = checkpointed(missing, store.checkpoints())
     for batch in precompiled(held + plan(rest, max_batch, device), device, compile):
+        for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
+                               save_weights=save_weights):
+            found[run.key] = run
+    # a run that stopped before its batch was resumed, and whose store entry is gone since, is trained again
+    lost = list({c.key(): c for c in missing if found[c.key()] is None}.values())
+    for batch in plan(lost, max_batch, device):
         for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
                                save_weights=save_weights):
             found[run.key] = run

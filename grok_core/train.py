@@ -15,6 +15,8 @@ One step (`_step`), for all runs together, reads top to bottom:
 Recording changes nothing in training: a thinned run follows exactly the trajectory of a full one.
 On CUDA both kinds of step (with and without recording) are captured once as CUDA graphs and
 replayed; the eager path runs the same code, so CPU and GPU follow one formula.
+Between steps, runs with a stop rule (grok_core.stopping) are taken out at their stop step and the batch is
+compacted to the runs left (Trainer's docstring); a batch without one never reads anything back on the host.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,6 +37,7 @@ from .devices import default_device, deterministic_algorithms, keep_freed_memory
 from .losses import training_loss
 from .measures import MEASURES, MeasureContext
 from .models import build_model, model_class
+from .stopping import StopRule, check_interval
 from .store import TrainingInterrupted, resume_checkpoint, save_checkpoint
 from .updates import GRAD_TRANSFORMS, OPTIMISERS, PARAM_MASKS
 
@@ -82,12 +87,32 @@ def _per_run(configs, name, dtype, device) -> torch.Tensor:
     return torch.tensor([getattr(c, name) for c in configs], dtype=dtype, device=device)[:, None]
 
 
+@dataclass
+class RunResult:
+    """One run's outcome as the store keeps it: its history ({'step': int32, metric: array}), final flat weights
+    (on the CPU), snapshots ({'step', 'weights'} or None) and, for a run with a stop rule, what StopRule.meta
+    says (stopped_at, stop_reason, stop_held; {} without one)."""
+    config: RunConfig
+    history: dict
+    weights: torch.Tensor
+    snapshots: dict | None
+    stop: dict
+
+
 class Trainer:
-    """Trains a batch of runs that share p and model shape; any mix of seeds, splits, functions."""
+    """Trains a batch of runs that share p and model shape; any mix of seeds, splits, functions and stop rules.
+
+    Runs with a stop rule (RunConfig.stop_acc, grok_core.stopping) end at their own step: every few steps the
+    recorded test accuracy is read on the host (stopping.check_interval), a run whose stop step T has come is
+    taken out as a RunResult (self.stopped, and run()'s on_finish), and the batch is compacted: every per-run
+    tensor is gathered down to the runs still training, the rest rebuilt as a Trainer of those runs alone would
+    be (compiled again and graphs captured again). A run's numbers do not depend on its batch mates, so it stops
+    where it would alone. Without a stop rule in the batch none of this runs and nothing is read on the host.
+    """
 
     def __init__(self, configs: list[RunConfig], device: torch.device | str | None = None,
                  cuda_graph: bool | None = None, compile: bool = False, deterministic: bool = True,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, compact_share: float | None = None):
         """cuda_graph: capture the step as a CUDA graph (default: on for CUDA devices).
         compile: run the forward and the update through torch.compile (an option; off by default).
         deterministic: steps run in torch's deterministic mode, so that the same runs give the same numbers
@@ -95,9 +120,11 @@ class Trainer:
         The matmul precision is the configs' own (RunConfig.precision), so it is part of every run's key.
         dtype: float64 trains the same runs in double precision, for tests whose claim is "the same arithmetic"
         (runs are stored only from float32 training; the store's keys name float32 runs).
+        compact_share: stopped runs leave the batch once they are at least this share of its rows (default: at
+        once, 0; compiled, 0.5, since each compaction compiles the step again); until then they train on unread.
         """
         check_batchable(configs)
-        self.configs = list(configs)
+        self.batch_configs = list(configs)
         self.device = dev = torch.device(device) if device is not None else default_device()
         if dev.type == "cpu":
             keep_freed_memory()
@@ -105,36 +132,16 @@ class Trainer:
         if cfg.precision == "tf32" and dev.type != "cuda":
             raise ValueError(f"precision='tf32' needs a CUDA device; on {dev.type} the runs would compute "
                              "float32 numbers under a tf32 key")
-        R = len(configs)
+        self.use_graph = (dev.type == "cuda") if cuda_graph is None else bool(cuda_graph)
+        if self.use_graph and dev.type != "cuda":
+            raise ValueError("cuda_graph=True needs a CUDA device")
+        self.compiled = bool(compile)
+        self.deterministic = bool(deterministic)
         self.dtype = dtype
         self.model = build_model(cfg)
         self.metrics = metric_names(cfg)
-        self.data = BatchData(configs, dev, dtype)
         self.loss_fn = training_loss(cfg, dtype)
         self._grad_measured = any(MEASURES[n].needs_grad for n in self.metrics)
-        scales = _per_run(configs, "output_scale", dtype, dev)
-        self.output_scale = None if bool((scales == 1).all()) else scales[..., None]          # [r, 1, 1]
-
-        self.flat = torch.stack([self.model.init_params(c) for c in configs]).to(dev, dtype).requires_grad_()
-        self.buffers = {k: v.to(dev, dtype) for k, v in self.model.buffers(R).items()}
-        self.grad_transform = GRAD_TRANSFORMS[cfg.grad_transform]
-        masks = [PARAM_MASKS[c.param_mask] for c in configs]
-        self.mask = None if all(m is None for m in masks) else torch.stack(
-            [torch.ones(self.model.layout.size) if m is None else m(c, self.model) for m, c in zip(masks, configs)]
-        ).to(dev, dtype)
-        self.optimizer = OPTIMISERS[cfg.optimizer](cfg, self.flat, _per_run(configs, "lr", dtype, dev),
-                                                   _per_run(configs, "wd", dtype, dev))
-        if self.mask is not None:
-            with torch.no_grad():
-                self.flat.mul_(self.mask)
-        # the initial parameters, kept for the measures that read them
-        self.flat0 = self.flat.detach().clone() if any(MEASURES[n].needs_init for n in self.metrics) else None
-        self.base_train = self.base_test = None                          # f(theta_0) where output_centre
-        if cfg.output_centre:
-            with torch.no_grad():
-                w0 = self._weights(self.flat.detach())
-                self.base_train, self.base_test = (self.model.head(w0, self.model.trunk(w0, *ij))
-                                                   for ij in (self.data.train_ij, self.data.test_ij))
 
         self.step = 0
         self.step_t = torch.zeros((), dtype=torch.long, device=dev)     # the same counter, on the device
@@ -144,23 +151,73 @@ class Trainer:
         self.is_recorded = torch.zeros(cfg.n_steps, dtype=torch.bool)
         self.is_recorded[self.record_steps] = True
         self.slot = slot.to(dev)                                          # step -> history entry
-        self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, dtype=dtype, device=dev)
         self.snapshot_steps = snapshot_steps(cfg)
-        self.snaps = torch.zeros(R, len(self.snapshot_steps), self.model.layout.size,
-                                 dtype=SNAPSHOT_DTYPES[cfg.snapshot_dtype], device=dev)
         self._snap_slot = {int(s): k for k, s in enumerate(self.snapshot_steps)}
 
-        self.use_graph = (dev.type == "cuda") if cuda_graph is None else bool(cuda_graph)
-        if self.use_graph and dev.type != "cuda":
-            raise ValueError("cuda_graph=True needs a CUDA device")
-        self.compiled = bool(compile)
-        self.deterministic = bool(deterministic)
-        if compile:
+        # per-run stopping: the rules by batch index, the runs stopped, those run() has yet to hand to on_finish
+        self.stopping = any(c.has_stop_rule for c in configs)
+        self.compact_share = (0.5 if compile else 0.0) if compact_share is None else float(compact_share)
+        self.rules = {i: StopRule(c) for i, c in enumerate(configs) if c.has_stop_rule}
+        self.finished: set[int] = set()
+        self.stopped: list[RunResult] = []
+        self._to_hand_over: list[RunResult] = []
+        self._check_every = check_interval(configs) if self.stopping else 0
+        self._seen = 0                                                    # history entries the rules have read
+        self._build(list(range(len(configs))))
+
+    def _build(self, rows: list[int], state: dict | None = None, data: BatchData | None = None):
+        """Every per-run tensor of the runs batch_configs[rows], as Trainer(those configs) builds them: from their
+        initial weights, or with state (flat, the optimiser's state, history, snapshots: [len(rows), ...] on the
+        device) when compacting or resuming, and data when it is at hand. The step's compiled code and graphs are
+        made again."""
+        self.rows = list(rows)
+        configs = self.configs = [self.batch_configs[i] for i in rows]
+        dev, dtype, cfg, R = self.device, self.dtype, self.cfg, len(rows)
+        self.data = BatchData(configs, dev, dtype) if data is None else data
+        scales = _per_run(configs, "output_scale", dtype, dev)
+        self.output_scale = None if bool((scales == 1).all()) else scales[..., None]          # [r, 1, 1]
+
+        flat = torch.stack([self.model.init_params(c) for c in configs]).to(dev, dtype) if state is None else state["flat"]
+        self.flat = flat.requires_grad_()
+        self.buffers = {k: v.to(dev, dtype) for k, v in self.model.buffers(R).items()}
+        self.grad_transform = GRAD_TRANSFORMS[cfg.grad_transform]
+        masks = [PARAM_MASKS[c.param_mask] for c in configs]
+        self.mask = None if all(m is None for m in masks) else torch.stack(
+            [torch.ones(self.model.layout.size) if m is None else m(c, self.model) for m, c in zip(masks, configs)]
+        ).to(dev, dtype)
+        self.optimizer = OPTIMISERS[cfg.optimizer](cfg, self.flat, _per_run(configs, "lr", dtype, dev),
+                                                   _per_run(configs, "wd", dtype, dev))
+        if state is not None:
+            for n in self.optimizer.state_names:
+                setattr(self.optimizer, n, state[n])
+            self.flat0, self.base_train, self.base_test = state["flat0"], state["base_train"], state["base_test"]
+        else:
+            if self.mask is not None:
+                with torch.no_grad():
+                    self.flat.mul_(self.mask)
+            # the initial parameters, kept for the measures that read them
+            self.flat0 = self.flat.detach().clone() if any(MEASURES[n].needs_init for n in self.metrics) else None
+            self.base_train = self.base_test = None                          # f(theta_0) where output_centre
+            if cfg.output_centre:
+                with torch.no_grad():
+                    w0 = self._weights(self.flat.detach())
+                    self.base_train, self.base_test = (self.model.head(w0, self.model.trunk(w0, *ij))
+                                                       for ij in (self.data.train_ij, self.data.test_ij))
+
+        if state is None:
+            self.history = torch.full((R, len(self.record_steps), len(self.metrics)), math.nan, dtype=dtype, device=dev)
+            self.snaps = torch.zeros(R, len(self.snapshot_steps), self.model.layout.size,
+                                     dtype=SNAPSHOT_DTYPES[cfg.snapshot_dtype], device=dev)
+        else:
+            self.history, self.snaps = state["history"], state["snapshots"]
+
+        if self.compiled:
             # torch.compile caches code per function, shared by every Trainer: a process that trains batches of
             # many shapes (the programme) would pass dynamo's recompile limit and fall back to eager unnoticed.
             torch._dynamo.reset()
-        self._forward_fn = torch.compile(self._forward, dynamic=False) if compile else self._forward
-        self._update_fn = torch.compile(self.optimizer.update, dynamic=False) if compile else self.optimizer.update
+        self._forward_fn = torch.compile(self._forward, dynamic=False) if self.compiled else self._forward
+        self._update_fn = (torch.compile(self.optimizer.update, dynamic=False) if self.compiled
+                           else self.optimizer.update)
         self._graphs = {}
 
     # -- one step -------------------------------------------------------------------------------------
@@ -286,7 +343,8 @@ class Trainer:
 
     def train_step(self):
         if self.done:
-            raise RuntimeError(f"all {self.cfg.n_steps} steps are done")
+            raise RuntimeError(f"all {self.cfg.n_steps} steps are done" if self.step >= self.cfg.n_steps else
+                               f"every run of the batch has stopped (the last at step {self.step})")
         self._set_precision()
         self._snapshot()
         record = bool(self.is_recorded[self.step])
@@ -298,7 +356,9 @@ class Trainer:
             else:
                 self._step(record)
         self.step += 1
-        if self.done:
+        if self.stopping:
+            self._follow_rules()
+        if self.step >= self.cfg.n_steps:
             self._snapshot()
 
     def _snapshot(self):
@@ -307,19 +367,99 @@ class Trainer:
         if k is not None:
             self.snaps[:, k] = self.flat.detach()
 
+    # -- per-run stopping ---------------------------------------------------------------------------------
+    def _follow_rules(self):
+        """Between steps: every check interval (and at the last step) feed the rules the test accuracy recorded
+        since, take out the runs whose stop step is this one, and compact the batch when enough have stopped."""
+        if self.step % self._check_every == 0 or self.step >= self.cfg.n_steps:
+            self._read_rules()
+        for k, i in enumerate(self.rows):
+            if i in self.rules and i not in self.finished and self.rules[i].stop_at == self.step:
+                self._finish(k)
+        present = sum(i in self.finished for i in self.rows)
+        if present and not self.done and present >= self.compact_share * len(self.rows):
+            self._compact()
+
+    def _read_rules(self):
+        """One host read of the test accuracy recorded since the last one, for the runs still looking for their hold."""
+        n = self.n_recorded
+        if n == self._seen:
+            return
+        rows = [k for k, i in enumerate(self.rows)
+                if i in self.rules and i not in self.finished and self.rules[i].met_at is None]
+        if rows:
+            acc = self.history[rows, self._seen:n, self.metrics.index("test_acc")].cpu()
+            steps = self.record_steps[self._seen:n].tolist()
+            for k, a in zip(rows, acc):
+                self.rules[self.rows[k]].see(steps, a.tolist())
+        self._seen = n
+
+    def _finish(self, k: int):
+        """Take row k's run out at its stop step (this one): the history before it, the weights after it, the
+        snapshots up to it; queued for run()'s on_finish."""
+        i = self.rows[k]
+        self._snapshot()                    # the weights at this step if it is a snapshot step (as the next step would)
+        n = self.n_recorded
+        history = {"step": self.record_steps[:n].numpy().astype("int32"),
+                   **{m: v for m, v in zip(self.metrics, self.history[k, :n].cpu().numpy().T)}}
+        taken = int((self.snapshot_steps <= self.step).sum())
+        snaps = ({"step": self.snapshot_steps[:taken].to(torch.int32), "weights": self.snaps[k, :taken].cpu()}
+                 if len(self.snapshot_steps) else None)
+        result = RunResult(self.batch_configs[i], history, self.flat[k].detach().cpu().clone(), snaps,
+                           self.rules[i].meta())
+        self.finished.add(i)
+        self.stopped.append(result)
+        self._to_hand_over.append(result)
+
+    def _compact(self):
+        """Gather every per-run tensor down to the runs still training and rebuild the rest for them."""
+        keep = [k for k, i in enumerate(self.rows) if i not in self.finished]
+        idx = torch.tensor(keep, device=self.device)
+        data = self.data.select(keep)
+        state = {"flat": self.flat.detach().index_select(0, idx), "history": self.history.index_select(0, idx),
+                 "snapshots": self.snaps.index_select(0, idx), **self._initial(keep, data),
+                 **{n: getattr(self.optimizer, n).index_select(0, idx) for n in self.optimizer.state_names}}
+        self._graphs = {}                   # the old graphs' memory goes before the new ones are captured
+        self._build([self.rows[k] for k in keep], state, data)
+
+    def _initial(self, keep: list[int], data: BatchData) -> dict:
+        """What rows keep hold of the initial state (flat0, and base_train, base_test cut to data's padded rows;
+        None where the runs keep none)."""
+        idx = torch.tensor(keep, device=self.device)
+
+        def pick(t, n=None):
+            return None if t is None else t.index_select(0, idx)[:, :n].contiguous()
+        return {"flat0": pick(self.flat0), "base_train": pick(self.base_train, data.train_idx.shape[1]),
+                "base_test": pick(self.base_test, data.test_idx.shape[1])}
+
+    def results(self) -> list[RunResult]:
+        """A RunResult for each run still training (at the end: those that trained to n_steps), in batch order."""
+        snaps = self.snapshots() or [None] * len(self.rows)
+        return [RunResult(c, h, self.flat[k].detach().cpu().clone(), snaps[k],
+                          self.rules[i].meta() if i in self.rules else {})
+                for k, (i, c, h) in enumerate(zip(self.rows, self.configs, self.histories())) if i not in self.finished]
+
     # -- loop, checkpoints ----------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        return self.step >= self.cfg.n_steps
+        """All n_steps are done, or every run of the batch has stopped."""
+        return self.step >= self.cfg.n_steps or len(self.finished) == len(self.batch_configs)
 
     def run(self, ckpt_path: str | Path | None = None, ckpt_every: int = 1000, stop_at: int | None = None,
-            deadline: float | None = None, progress: bool | None = None) -> bool:
-        """Train until n_steps (or stop_at, or time.time() >= deadline); True when all steps are done.
+            deadline: float | None = None, progress: bool | None = None,
+            on_finish: Callable[[RunResult], object] | None = None) -> bool:
+        """Train until done (or stop_at, or time.time() >= deadline); True when done.
 
         With ckpt_path, a checkpoint is written every ckpt_every steps and when stopping early.
         SIGINT or SIGTERM (caught in the main thread, unless ignored) ends the loop after the step in flight,
         writes a checkpoint at that step and raises TrainingInterrupted; a second signal raises it at once.
+        on_finish(result) is called for each run that stops, right after its step and before any checkpoint
+        that counts it as stopped: a checkpoint names its stopped runs but holds not their results, so a
+        batch with a stop rule is checkpointed only with an on_finish that keeps them (the runner stores them).
         """
+        if ckpt_path and self.stopping and on_finish is None:
+            raise ValueError("a batch with a stop rule is checkpointed only with on_finish, which keeps the results "
+                             "of the runs that stop (a checkpoint does not hold them)")
         end = self.cfg.n_steps if stop_at is None else min(stop_at, self.cfg.n_steps)
         show = sys.stderr.isatty() if progress is None else progress
         bar = None
@@ -338,12 +478,17 @@ class Trainer:
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)
                     if main_thread and signal.getsignal(s) is not signal.SIG_IGN}
         try:
-            while self.step < end and not caught:
+            while self.step < end and not self.done and not caught:
                 self.train_step()
+                while self._to_hand_over:
+                    result = self._to_hand_over[0]
+                    if on_finish is not None:
+                        on_finish(result)
+                    self._to_hand_over.pop(0)
                 if bar is not None and self.step % 50 == 0:
                     bar.n = self.step
                     bar.refresh()
-                if ckpt_path and self.step % ckpt_every == 0 and self.step < self.cfg.n_steps:
+                if ckpt_path and self.step % ckpt_every == 0 and not self.done:
                     self.save_checkpoint(ckpt_path)
                 if deadline is not None and time.time() >= deadline:
                     break
@@ -366,10 +511,15 @@ class Trainer:
         return out | ({"snapshots": self.snaps} if len(self.snapshot_steps) else {})
 
     def state_dict(self) -> dict:
-        """The batch's training state, with its configs, so that a later call can rebuild the batch from it alone."""
-        return {"keys": [c.key() for c in self.configs], "configs": [c.to_dict() for c in self.configs],
-                "step": self.step, **{n: t.cpu() for n, t in self._checkpointed().items()},
-                "history": self.history[:, :self.n_recorded].cpu()}
+        """The batch's training state, with its configs, so that a later call can rebuild the batch from it alone.
+        A batch with a stop rule also names the runs its tensors hold (rows, indices into the batch) and those that
+        have stopped (finished; their results were handed to on_finish)."""
+        state = {"keys": [c.key() for c in self.batch_configs], "configs": [c.to_dict() for c in self.batch_configs],
+                 "step": self.step, **{n: t.cpu() for n, t in self._checkpointed().items()},
+                 "history": self.history[:, :self.n_recorded].cpu()}
+        if self.stopping:
+            state |= {"rows": list(self.rows), "finished": sorted(self.finished)}
+        return state
 
     @property
     def n_recorded(self) -> int:
@@ -379,33 +529,68 @@ class Trainer:
     def _recorded_before(self, step: int) -> int:
         return int(torch.searchsorted(self.record_steps, step))
 
+    def _checked_rows(self, state: dict) -> tuple[list[int], set[int]]:
+        """A stopping checkpoint's rows and finished runs, checked to be indices of this batch that account for
+        every run (each one held, or stopped); ValueError otherwise."""
+        rows, finished, N = state["rows"], state["finished"], len(self.batch_configs)
+        for name, v in (("rows", rows), ("finished", finished)):
+            if not (isinstance(v, list) and all(type(i) is int and 0 <= i < N for i in v) and v == sorted(set(v))):
+                raise ValueError(f"checkpoint's {name} is not an increasing list of run indices in 0..{N - 1}")
+        if not rows or set(range(N)) - set(rows) - set(finished):
+            raise ValueError("checkpoint's rows and finished runs do not account for every run of the batch")
+        return rows, set(finished)
+
     def load_state_dict(self, state: dict):
         """Check that the state fits this batch in every part, then load it: a misfit raises ValueError
         before anything of the trainer changes (so it never trains on half a checkpoint)."""
         tensors = self._checkpointed()
-        fields = {"keys", "configs", "step", "history", *tensors}
+        fields = {"keys", "configs", "step", "history", *tensors} | ({"rows", "finished"} if self.stopping else set())
         if set(state) != fields:
             raise ValueError(f"checkpoint has the fields {sorted(state)}, not {sorted(fields)}")
-        if state["keys"] != [c.key() for c in self.configs]:
+        if state["keys"] != [c.key() for c in self.batch_configs]:
             raise ValueError("checkpoint belongs to a different set of runs (config keys differ)")
         # compared as configs, so that a checkpoint written before a field was added (LATER_FIELDS) still fits
-        if [RunConfig.from_dict(c) for c in state["configs"]] != self.configs:
+        if [RunConfig.from_dict(c) for c in state["configs"]] != self.batch_configs:
             raise ValueError("checkpoint's configs are not the batch's")
         step = state["step"]
         if type(step) is not int or not 0 <= step <= self.cfg.n_steps:
             raise ValueError(f"checkpoint's step {step!r} lies outside 0..{self.cfg.n_steps}")
-        shapes = tensors | {"history": self.history[:, :self._recorded_before(step)]}   # width: metrics; length: by step
-        for name, like in shapes.items():
-            got = state[name]
-            if not isinstance(got, torch.Tensor) or got.shape != like.shape or got.dtype != like.dtype:
+        rows, finished = self._checked_rows(state) if self.stopping else (self.rows, set())
+        if set(rows) - set(self.rows):
+            raise ValueError("checkpoint holds runs this trainer has already dropped")
+        n = self._recorded_before(step)
+        shapes = {name: (len(rows), *t.shape[1:]) for name, t in tensors.items()} | {
+            "history": (len(rows), n, len(self.metrics))}                # width: metrics; length: by step
+        for name, shape in shapes.items():
+            got, like = state[name], self.history if name == "history" else tensors[name]
+            if not isinstance(got, torch.Tensor) or tuple(got.shape) != shape or got.dtype != like.dtype:
                 what = f"{list(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__
-                raise ValueError(f"checkpoint's {name} is {what}; this batch needs {list(like.shape)} {like.dtype}")
-        with torch.no_grad():
-            for name, t in tensors.items():
-                t.copy_(state[name])
+                raise ValueError(f"checkpoint's {name} is {what}; this batch needs {list(shape)} {like.dtype}")
+        rules = {i: StopRule(self.batch_configs[i]) for i in rows if i in self.rules and i not in finished}
+        for k, i in enumerate(rows):
+            if i in rules:
+                rules[i].see(self.record_steps[:n].tolist(), state["history"][k, :, self.metrics.index("test_acc")].tolist())
+                if rules[i].stop_at is not None and rules[i].stop_at <= step:
+                    raise ValueError(f"checkpoint's run {i} should have stopped at step {rules[i].stop_at}, before "
+                                     f"the checkpoint's step {step}, but is not among its finished runs")
         self.step = step
         self.step_t.fill_(self.step)
-        self.history[:, :self.n_recorded] = state["history"].to(self.device)
+        self.finished, self._seen = finished, n
+        self.rules.update(rules)
+        if rows == self.rows:
+            with torch.no_grad():
+                for name, t in tensors.items():
+                    t.copy_(state[name])
+            self.history[:, :n] = state["history"].to(self.device)
+            return
+        keep = [self.rows.index(i) for i in rows]
+        data = self.data.select(keep)
+        loaded = {name: state[name].to(self.device) for name in tensors} | self._initial(keep, data)
+        loaded["history"] = torch.full((len(rows), *self.history.shape[1:]), math.nan, dtype=self.dtype,
+                                       device=self.device)
+        loaded["history"][:, :n] = state["history"].to(self.device)
+        loaded.setdefault("snapshots", self.snaps[:len(rows)])           # none kept: [rows, 0, n_params]
+        self._build(rows, loaded, data)
 
     def save_checkpoint(self, path: str | Path):
         save_checkpoint(path, self.state_dict())
@@ -416,17 +601,18 @@ class Trainer:
         return resume_checkpoint(path, self.load_state_dict, "step 0")
 
     def snapshots(self) -> list[dict] | None:
-        """Per run: {'step': int32 [k], 'weights': [k, n_params]} of the snapshot steps reached so far; None
-        when the runs keep no snapshots."""
+        """Per row of the batch: {'step': int32 [k], 'weights': [k, n_params]} of the snapshot steps reached so
+        far; None when the runs keep no snapshots."""
         if not len(self.snapshot_steps):
             return None
-        taken = (self.snapshot_steps < self.step) | (self.snapshot_steps == self.cfg.n_steps) & self.done
+        taken = (self.snapshot_steps < self.step) | (self.snapshot_steps == self.cfg.n_steps) & (self.step >= self.cfg.n_steps)
         n = int(taken.sum())
         steps = self.snapshot_steps[:n].to(torch.int32)
         return [{"step": steps, "weights": self.snaps[r, :n].cpu()} for r in range(len(self.configs))]
 
     def histories(self) -> list[dict]:
-        """Per run: {metric: float32 array [recorded steps done]} plus 'step', the step of each entry."""
+        """Per row of the batch (self.configs; a stopped run's row holds nothing of it after its stop):
+        {metric: array [recorded steps done]} plus 'step', the step of each entry."""
         n = self.n_recorded
         h = self.history[:, :n].cpu().numpy()
         steps = self.record_steps[:n].numpy().astype("int32")

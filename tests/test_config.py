@@ -81,6 +81,11 @@ def test_numeric_fields_refuse_nonfinite_bools_and_text(name, value):
     (dict(beta2=1), ["beta2=1.0", "[0, 1)"]),
     (dict(init_seed=2 ** 64), ["init_seed=18446744073709551616", "2**64 - 1"]),
     (dict(p=2 ** 61 - 1), ["p=2305843009213693951", "2**31 - 1"]),     # a prime, refused before a slow test
+    (dict(stop_acc=1.5), ["stop_acc=1.5", "(0, 1]", "never stop early"]),
+    (dict(stop_acc=-0.1), ["stop_acc=-0.1", "(0, 1]"]),
+    (dict(stop_acc=0.99, stop_hold=-1), ["stop_hold=-1", ">= 0"]),
+    (dict(stop_acc=0.99, stop_after=-3), ["stop_after=-3", ">= 0"]),
+    (dict(stop_after=3000), ["stop_after=3000", "stop_acc=0 (no stop rule)"]),
 ])
 def test_values_of_the_wrong_type_or_range_are_refused(kw, words):
     with pytest.raises(ValueError) as err:
@@ -121,3 +126,4 @@ def test_fields_added_later_change_the_key_only_away_from_their_default():
     assert base.key() == hashlib.sha256(blob.encode()).hexdigest()[:16]
     assert base.replace(output_scale=2.0).key() != base.key()
     assert base.replace(snapshots=4).key() != base.key() != base.replace(snapshot_dtype="float16").key()
+    assert base.replace(stop_acc=0.99).key() != base.key() != base.replace(stop_acc=0.99, stop_hold=100).key()
