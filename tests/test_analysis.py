@@ -139,4 +139,6 @@ def test_captions_name_shared_seeds_once():
     mixed = {"a": runs(4), "b": runs(3)}
     assert runs_caption(mixed).count("init seeds") == 2 and "6 runs" in runs_caption(mixed)
     small = {"a": runs(1, (0,)), "b": runs(1, (0,))}
-    assert runs_caption(small).count("config hashes") == 2          # few runs: their hashes, per setting
+    assert runs_caption(small) == "Every setting: init seeds 0 × split seed 0; 1 run each."    # shared: once
+    apart = {"a": runs(1, (0,)), "b": runs(2, (0,))}
+    assert runs_caption(apart).count("config hash") == 2            # seeds differ: per setting, few runs by hash
