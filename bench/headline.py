@@ -73,12 +73,11 @@ def load_reference(ref: Path, rel: str, name: str):
     return mod
 
 
-def time_reference(ref: Path, which: str, dev, n_steps: int = 20) -> dict:
-    """One run of the released code: its Trainer and do_a_training_step, as written; Config set to our setting."""
-    rel = "MLP/base.py" if which == "mlp" else "transformer/base.py"
-    mod = load_reference(ref, rel, f"released_{which}")
-    layers = {"1layer": 1, "2layer": 2, "mlp": 2}[which]
-    config = mod.Config(p=97, d_vocab=98, frac_train=0.3, num_layers=layers, seed=0, device=torch.device(dev))
+def released_step_seconds(ref: Path, rel: str, dev, p: int, frac_train: float, layers: int, n_steps: int = 20) -> float:
+    """Seconds per step of one run of the released code (`rel` under ref): its Trainer and do_a_training_step, as
+    written, with Config set to p, frac_train and layers; three warm-up steps first."""
+    mod = load_reference(ref, rel, f"released_{rel.split('/')[0]}_p{p}_{layers}")
+    config = mod.Config(p=p, d_vocab=p + 1, frac_train=frac_train, num_layers=layers, seed=0, device=torch.device(dev))
     mod.config = config          # its forward and its step read a module-level `config`, as its __main__ sets
     world = mod.Trainer(config=config)
     epoch = [0]
@@ -90,7 +89,13 @@ def time_reference(ref: Path, which: str, dev, n_steps: int = 20) -> dict:
 
     for _ in range(3):
         step()
-    s = time_steps(step, dev, n_steps)
+    return time_steps(step, dev, n_steps)
+
+
+def time_reference(ref: Path, which: str, dev, n_steps: int = 20) -> dict:
+    """One run of the released code at our headline setting (p = 97, 30 % train)."""
+    rel = "MLP/base.py" if which == "mlp" else "transformer/base.py"
+    s = released_step_seconds(ref, rel, dev, 97, 0.3, {"1layer": 1, "2layer": 2, "mlp": 2}[which], n_steps)
     return {"runs": 1, "ms_per_step": s * 1e3, "ms_per_run_step": s * 1e3, "run_steps_per_s": 1 / s}
 
 

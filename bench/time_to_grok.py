@@ -29,8 +29,6 @@ its numbers are not comparable.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import statistics
 import sys
 import time
@@ -41,9 +39,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (arguments, chosen_parts, configs_for, Report, sync, time_recorded_and_train_only,  # noqa: E402
-                          time_steps)
-from bench.headline import load_reference                                                # noqa: E402
+from bench.common import arguments, chosen_parts, configs_for, Report, sync, time_recorded_and_train_only  # noqa: E402
+from bench.headline import released_step_seconds                                         # noqa: E402
 from grok_core.config import RunConfig                                                   # noqa: E402
 from grok_core.train import Trainer                                                      # noqa: E402
 
@@ -85,21 +82,8 @@ def train_until_grokked(configs: list[RunConfig], dev, compile: bool, compact_sh
 
 
 def time_released(ref: Path, cfg: RunConfig, dev, n_steps: int = 20) -> float:
-    """Seconds per step of one run of the released code at cfg's p and train share (its Trainer, unmodified)."""
-    mod = load_reference(ref, "transformer/base.py", f"released_p{cfg.p}")
-    mod.config = config = mod.Config(p=cfg.p, d_vocab=cfg.p + 1, frac_train=cfg.frac_train, num_layers=1, seed=0,
-                                     device=torch.device(dev))
-    world = mod.Trainer(config=config)
-    epoch = [0]
-
-    def step():
-        with contextlib.redirect_stdout(io.StringIO()):
-            world.do_a_training_step(epoch[0])
-        epoch[0] += 1
-
-    for _ in range(3):
-        step()
-    return time_steps(step, dev, n_steps)
+    """Seconds per step of one run of the released code at cfg's p and train share."""
+    return released_step_seconds(ref, "transformer/base.py", dev, cfg.p, cfg.frac_train, 1, n_steps)
 
 
 def measure(report: Report, name: str):
