@@ -4,6 +4,7 @@ Every test session gets its own run store and claims folder (GROKBOOK_RESULTS, G
 test trains into the repository's store; the kernels nbval starts inherit both.
 """
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,12 @@ import pytest
 import torch
 
 torch.set_num_threads(2)
+
+# A suite started in the background of a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and the
+# trainer rightly leaves an ignored signal alone; the interruption tests need it delivered, here and in the
+# processes they start (which exec with the default action once a handler is set).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="grokbook-tests-"))
 os.environ["GROKBOOK_RESULTS"] = str(SESSION_DIR / "results")

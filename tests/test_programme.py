@@ -17,13 +17,15 @@ from grok_core.train import recorded_steps
 def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories():
     per = paper_configs()
     S = setup("appendix_d", "paper", {})[0]
+    T = setup("stability", "paper", {})[0]
+    stability_settings = 5 + 3 * len(T["prec_bits"]) + (3 if T["transformer"] else 0)
     assert {k: len(v) for k, v in per.items()} == {
         "table1_square_strip": 120, "theory_uniformity": 81, "fig5_med_primes": 32, "fig2_layers": 32,
         "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
-        "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * 17}
-    T = setup("stability", "paper", {})[0]
+        "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * stability_settings}
     steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000},
-             "stability": {T["orth_steps"], T["long_steps"], T["prec_steps"], T["tf_steps"]}}
+             "stability": {T["orth_steps"], T["long_steps"], T["prec_steps"]}
+             | ({T["tf_steps"]} if T["transformer"] else set())}
     record = {"lazy_rich": (1000, 50), "stability": (2000, 100)}          # within the store's budget
     for name, cs in per.items():
         assert all((c.record_dense, c.record_every) == record.get(name, (2000, 20)) for c in cs)
