@@ -13,6 +13,7 @@ import torch
 
 from ..config import RunConfig
 from ..kernels import linear, rows_or_all_pairs, take
+from .mlp import EmbedMLP
 from .parts import FlatLayout, activation
 
 
@@ -63,10 +64,7 @@ class TwoHotMLP:
     def n_params(cfg: RunConfig) -> int:
         return sum(math.prod(s) for s in TwoHotMLP.shapes(cfg).values())
 
-    @staticmethod
-    def words_per_pair(cfg: RunConfig) -> int:
-        """Training memory per pair, in float32 words (grok_core.budget): the hidden layers and the logits."""
-        return 5 * cfg.d_mlp + 2 * cfg.p
+    words_per_pair = staticmethod(EmbedMLP.words_per_pair)     # the same two hidden layers and logits per pair
 
     @staticmethod
     def pair_flops(cfg: RunConfig) -> int:
