@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from .budget import resolve_device
 from .config import RunConfig
-from .runner import batch_label, checkpointed, plan, precompiled, train_batch
+from .runner import batch_label, batches_to_train, precompiled, train_batch
 from .store import Checkpoint, Run, RunStore
 
 # Waits for other processes poll, so that a process that died is noticed (STALE_S) rather than waited for:
@@ -168,9 +168,8 @@ def _make_plan(reports: list[dict], missing: list[RunConfig], store: RunStore, d
                 best[ck["name"]] = (ck["step"], ck["configs"], {rank})
             elif ck["step"] == step:
                 ranks.add(rank)
-    held, rest = checkpointed(missing, [Checkpoint(Path(name), [RunConfig.from_dict(c) for c in configs], step)
-                                        for name, (step, configs, _) in best.items()])
-    batches = held + plan(rest, max_batch, device)
+    batches = batches_to_train(missing, [Checkpoint(Path(name), [RunConfig.from_dict(c) for c in configs], step)
+                                         for name, (step, configs, _) in best.items()], max_batch, device)
     owner, owned = [], [0] * len(reports)
     for b in batches:
         ranks = best.get(store.checkpoint_path(b).name, (0, None, set()))[2]

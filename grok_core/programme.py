@@ -12,7 +12,7 @@ import sys
 
 from .chapters import find, names, setup
 from .config import RunConfig
-from .runner import batch_cost, batch_label, checkpointed, plan
+from .runner import batch_cost, batch_label, batches_to_train
 
 
 def paper_configs(chapters=None) -> dict[str, list[RunConfig]]:
@@ -98,8 +98,7 @@ def main(argv=None):
             print(find(name).extra_training(S, train=False))
     if args.action == "list":
         missing = [c for c in {c.key(): c for c in configs}.values() if not store.entry(c.key()).exists()]
-        held, rest = checkpointed(missing, store.checkpoints())
-        batches = held + plan(rest, args.max_batch, device)
+        batches = batches_to_train(missing, store.checkpoints(), args.max_batch, device)
         total = sum(map(batch_cost, batches))
         print(f"{sum(map(len, batches))} runs in {len(batches)} batches, relative cost {total:.1f}")
         for b in batches:

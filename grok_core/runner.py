@@ -179,6 +179,14 @@ def checkpointed(missing: list[RunConfig],
     return held, list(want.values())
 
 
+def batches_to_train(missing: list[RunConfig], checkpoints: list[Checkpoint], max_batch: int,
+                     device) -> list[list[RunConfig]]:
+    """The batches that train the missing runs: those of the checkpoints that hold any (checkpointed), then
+    plan's batches of the rest, most expensive first."""
+    held, rest = checkpointed(missing, checkpoints)
+    return held + plan(rest, max_batch, device)
+
+
 def precompiled(batches: Iterable[list[RunConfig]], device, compile: bool) -> Iterator[list[RunConfig]]:
     """The batches, in order. With compile on a CUDA device, while the caller trains one batch a helper
     process (grok_core.precompile) compiles the next into torch's on-disk caches, so that compiling it
@@ -214,22 +222,24 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
     for c in configs:          # a train set cut short by its block is said before anything trains (counted)
         warn_if_shrunk(c)
     found = {c.key(): store.get(c) for c in configs}
-    missing = list({c.key(): c for c in configs if found[c.key()] is None}.values())
+
+    def unfound(among: list[RunConfig]) -> list[RunConfig]:
+        return list({c.key(): c for c in among if found[c.key()] is None}.values())
+
+    def train_all(batches):
+        for batch in batches:
+            for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
+                                   save_weights=save_weights):
+                found[run.key] = run
+
+    missing = unfound(configs)
     if missing and not train:
         raise LookupError(f"{len(missing)} run(s) are not in the store at {store.root}, e.g. {missing[0]}")
     if not missing:
         return [found[c.key()] for c in configs]
     store.check_writable()
     device = torch.device(device) if device is not None else default_device()
-    held, rest = checkpointed(missing, store.checkpoints())
-    for batch in precompiled(held + plan(rest, max_batch, device), device, compile):
-        for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
-                               save_weights=save_weights):
-            found[run.key] = run
+    train_all(precompiled(batches_to_train(missing, store.checkpoints(), max_batch, device), device, compile))
     # a run that stopped before its batch was resumed, and whose store entry is gone since, is trained again
-    lost = list({c.key(): c for c in missing if found[c.key()] is None}.values())
-    for batch in plan(lost, max_batch, device):
-        for run in train_batch(batch, store, device, ckpt_every, progress=progress, compile=compile,
-                               save_weights=save_weights):
-            found[run.key] = run
+    train_all(plan(unfound(missing), max_batch, device))
     return [found[c.key()] for c in configs]
