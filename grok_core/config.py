@@ -130,6 +130,20 @@ class HashedConfig:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+    BATCH_SHARES = "shapes and optimiser settings"     # what runs trained in one batch share (batch_key), in words
+
+    @classmethod
+    def check_batchable(cls, configs: list) -> None:
+        """ValueError, naming the fields that differ, unless the configs are some and share one batch_key()."""
+        if not configs:
+            raise ValueError(f"configs is empty; give at least one {cls.__name__}")
+        first = configs[0].batch_key()
+        for c in configs[1:]:
+            if c.batch_key() != first:
+                diff = sorted({k for (k, v) in first} ^ {k for (k, v) in c.batch_key()} |
+                              {k for (k, v), (k2, v2) in zip(first, c.batch_key()) if v != v2})
+                raise ValueError(f"runs in one batch must share {cls.BATCH_SHARES}; these differ: {diff}")
+
     def key(self) -> str:
         """Hash of the full resolved config plus the training-semantics version."""
         d = self.to_dict()

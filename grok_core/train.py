@@ -71,17 +71,6 @@ def metric_names(cfg: RunConfig) -> tuple[str, ...]:
                  and (model.embeds or not m.embedding)) + cfg.extra_measures
 
 
-def check_batchable(configs: list[RunConfig]):
-    if not configs:
-        raise ValueError("configs is empty; give at least one RunConfig")
-    first = configs[0].batch_key()
-    for c in configs[1:]:
-        if c.batch_key() != first:
-            diff = sorted({k for (k, v) in first} ^ {k for (k, v) in c.batch_key()} |
-                          {k for (k, v), (k2, v2) in zip(first, c.batch_key()) if v != v2})
-            raise ValueError(f"runs in one batch must share shapes and optimiser settings; these differ: {diff}")
-
-
 def _per_run(configs, name, dtype, device) -> torch.Tensor:
     """A per-run config number as a [run, 1] column."""
     return torch.tensor([getattr(c, name) for c in configs], dtype=dtype, device=device)[:, None]
@@ -123,7 +112,7 @@ class Trainer:
         compact_share: stopped runs leave the batch once they are at least this share of its rows (default: at
         once, 0; compiled, 0.5, since each compaction compiles the step again); until then they train on unread.
         """
-        check_batchable(configs)
+        RunConfig.check_batchable(configs)
         self.batch_configs = list(configs)
         self.device = dev = torch.device(device) if device is not None else default_device()
         if dev.type == "cpu":

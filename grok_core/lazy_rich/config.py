@@ -21,6 +21,7 @@ PER_RUN_FIELDS = ("alpha", "eps", "lr", "seed", "data_seed")
 @dataclass(frozen=True)
 class LazyRichConfig(HashedConfig):
     """One run. alpha scales the output (and the loss by 1/alpha^2); eps sets the quadratic part of phi."""
+    BATCH_SHARES = "shapes and the schedule"
     d: int = 100                 # input dimension D
     n_train: int = 550           # P
     n_test: int = 1000

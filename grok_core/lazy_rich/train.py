@@ -35,22 +35,12 @@ class LazyRichStore(RunStore):
         super().__init__(root, config_cls=LazyRichConfig, runs_subdir="lazy-rich-runs")
 
 
-def check_batchable(configs: list[LazyRichConfig]):
-    if not configs:
-        raise ValueError("configs is empty; give at least one LazyRichConfig")
-    first = configs[0].batch_key()
-    for c in configs[1:]:
-        if c.batch_key() != first:
-            diff = sorted(k for (k, v), (_, v2) in zip(first, c.batch_key()) if v != v2)
-            raise ValueError(f"runs in one batch must share shapes and the schedule; these differ: {diff}")
-
-
 class LazyRichTrainer:
     """Trains runs that share D, P, N, the test size and the schedule; alpha, eps, lr and both seeds may differ."""
 
     def __init__(self, configs: list[LazyRichConfig], device=None, dtype: torch.dtype = torch.float32):
         """dtype: float64 trains the same runs in double precision (tests); the reference lines are float64 always."""
-        check_batchable(configs)
+        LazyRichConfig.check_batchable(configs)
         self.configs = list(configs)
         self.cfg = cfg = configs[0]
         self.device = dev = torch.device(device) if device is not None else default_device()
