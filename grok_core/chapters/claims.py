@@ -21,14 +21,19 @@ from . import find
 EXPORTS_VAR = "GROKBOOK_EXPORTS"
 
 
+def late_mean(history: dict, key: str, n_steps: int) -> float:
+    """A recorded measure averaged over the last 10 % of a run's steps ("late"), its NaN entries left out (a
+    measure undefined at some steps; train and test accuracy never are)."""
+    return float(np.nanmean(np.asarray(history[key])[history["step"] >= 0.9 * n_steps]))
+
+
 def run_facts(run) -> dict:
     """What every chapter can say of one run: when train accuracy reaches 1.0 and test accuracy 0.95,
     and both accuracies averaged over the last 10 % of the steps."""
     h, n = run.history, run.config.n_steps
-    late = h["step"] >= 0.9 * n
     return {"key": run.key, "train_acc_1_at": steps_to_threshold(h["train_acc"], 1.0, h["step"]),
             "test_acc_95_at": steps_to_threshold(h["test_acc"], 0.95, h["step"]),
-            "late_train_acc": float(np.mean(h["train_acc"][late])), "late_test_acc": float(np.mean(h["test_acc"][late]))}
+            "late_train_acc": late_mean(h, "train_acc", n), "late_test_acc": late_mean(h, "test_acc", n)}
 
 
 def reached_text(steps: list) -> str:

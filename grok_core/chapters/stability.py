@@ -12,7 +12,7 @@ import numpy as np
 from ..analysis import group_runs, steps_to_threshold
 from ..plotting import fmt_pm
 from ..verdicts import ResultBox, by_share
-from .claims import reached_text, run_facts
+from .claims import late_mean, reached_text, run_facts
 from .settings import FULL_RECORD, as_float_list, as_int_list, count, require, run_config, seed_pairs
 
 MLP_MEASURES = "sc_fraction,zero_loss_fraction,nlm_cosine,nlm_cosine_tensors"
@@ -110,10 +110,6 @@ def label(c) -> str:
     return f"{'MLP' if c.model == 'twohot' else 'transformer'}, {loss}, {opt}, frac {c.frac_train:g}"
 
 
-def _late(h: dict, key: str, n_steps: int) -> float:
-    return float(np.nanmean(np.asarray(h[key])[h["step"] >= 0.9 * n_steps]))
-
-
 def run_numbers(run) -> dict:
     """One run: when SC first reaches half the train set, the test accuracy then and at the end (did learning go
     on?), the late SC share, and the NLM cosine at its peak (global, and averaged over tensors where recorded) and
@@ -122,10 +118,10 @@ def run_numbers(run) -> dict:
     sc50 = steps_to_threshold(np.nan_to_num(h["sc_fraction"]), 0.5, h["step"])
     at = None if sc50 is None else float(h["test_acc"][int(np.searchsorted(h["step"], sc50))])
     tensors = h.get("nlm_cosine_tensors")
-    return {"sc_50_at": sc50, "test_acc_at_sc_50": at, "late_sc": _late(h, "sc_fraction", n),
+    return {"sc_50_at": sc50, "test_acc_at_sc_50": at, "late_sc": late_mean(h, "sc_fraction", n),
             "peak_nlm": float(np.nanmax(h["nlm_cosine"])),
             "peak_nlm_tensors": None if tensors is None else float(np.nanmax(tensors)),
-            "late_nlm": _late(h, "nlm_cosine", n), "max_test_acc": float(np.max(h["test_acc"]))}
+            "late_nlm": late_mean(h, "nlm_cosine", n), "max_test_acc": float(np.max(h["test_acc"]))}
 
 
 def claims(S: dict, runs) -> list[dict]:
