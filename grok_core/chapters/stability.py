@@ -26,7 +26,7 @@ PROFILES = {
     # The paper profile lists the parts the run store holds so far; the design is DESIGN (see `missing`).
     "paper": dict(p=113, frac_train=0.4, mlp_width=200, lr=0.01, mlp_beta2=0.99, stablemax_beta2=0.999, mlp_eps=1e-25,
                   orth_steps=300, long_steps=80000, prec_lr=5e-4, prec_steps=20000, prec_fracs=[0.4, 0.6, 0.7],
-                  prec_bits=[16], prec_eps_first=1e-30, transformer=False, tf_lr=1e-3, tf_wd=1.0, tf_steps=5000,
+                  prec_bits=[16, 32, 64], prec_eps_first=1e-30, transformer=True, tf_lr=1e-3, tf_wd=1.0, tf_steps=5000,
                   n_seeds=4, n_split_seeds=2,
                   split_seed=0, record_dense=2000, record_every=100),
     # p = 23: a few hundred steps of a small table, on a CPU.
