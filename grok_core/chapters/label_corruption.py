@@ -157,12 +157,13 @@ def majority(regimes: list[str]) -> str:
 
 
 # -- pruning ----------------------------------------------------------------------------------------------------
-def final_weights(cfg, store: RunStore | None = None) -> torch.Tensor:
-    """The run's final flat weights, from its stored snapshots (the one at step n_steps); LookupError if absent."""
+def first_and_final_weights(cfg, store: RunStore | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's initial and final flat weights, from its stored snapshots (steps 0 and n_steps); LookupError if
+    they are not there."""
     snaps = (store or RunStore()).snapshots(cfg)
-    if snaps is None or int(snaps["step"][-1]) != cfg.n_steps:
-        raise LookupError(f"run {cfg.key()} has no snapshot of its final weights in the store")
-    return snaps["weights"][-1].to(torch.float32)
+    if snaps is None or int(snaps["step"][0]) != 0 or int(snaps["step"][-1]) != cfg.n_steps:
+        raise LookupError(f"run {cfg.key()} has no snapshots of its initial and final weights in the store")
+    return snaps["weights"][0].to(torch.float32), snaps["weights"][-1].to(torch.float32)
 
 
 def separated_at(curve: dict) -> int | None:
@@ -179,15 +180,17 @@ def first_below(curve: dict, key: str, level: float) -> int | None:
 
 def prune_run(cfg, store: RunStore | None = None) -> dict:
     """One run pruned in increasing IPR order and, as a control, in a random order (seeded by its init seed): the
-    two curves, the neuron IPRs, and the neurons kept at the separation point (all, if never separated)."""
-    flat = final_weights(cfg, store)
+    two curves, the neuron IPRs (also at initialisation), and the neurons kept at the separation point (all, if
+    never separated)."""
+    first, flat = first_and_final_weights(cfg, store)
     ipr = final_neuron_ipr(cfg, flat)
     order = ipr_order(ipr)
     random = torch.randperm(cfg.d_mlp, generator=torch.Generator().manual_seed(cfg.init_seed))
     curve, control = pruning_curve(cfg, flat, order), pruning_curve(cfg, flat, random)
     k = separated_at(curve)
     kept = order[(k or 0):]
-    return {"config": cfg, "ipr": ipr.numpy(), "order": order.numpy(), "curve": curve, "control": control,
+    return {"config": cfg, "ipr": ipr.numpy(), "ipr_init": final_neuron_ipr(cfg, first).numpy(), "order": order.numpy(),
+            "curve": curve, "control": control,
             "separated_at": k, "kept": kept.numpy()}
 
 
