@@ -11,7 +11,7 @@ from grok_core.config import RunConfig
 @pytest.mark.parametrize("given,match", [
     (dict(regime_steps="100,200"), "regime_steps"), (dict(prune_wd=7.0), "prune_wd"), (dict(loss="hinge"), "loss"),
     (dict(phase_xis="0.2,1.5"), "phase_xis"), (dict(regime_xi=-0.1), "regime_xi"), (dict(phase_fracs="0,0.5"), "phase_fracs"),
-    (dict(n_seeds=0), "n_seeds"), (dict(regime_wds="0,-5,15,20"), "regime_wds")])
+    (dict(n_seeds=0), "n_seeds"), (dict(regime_wds="0,-5,15,20"), "regime_wds"), (dict(prune_seeds=2), "prune_seeds")])
 def test_bad_settings_are_refused_before_training(given, match):
     with pytest.raises(ValueError, match=match):
         setup("label_corruption", "quick", given)
@@ -27,7 +27,7 @@ def test_the_paper_profile_is_the_designed_grid_with_seeds_of_their_own():
     assert {(r.wd, r.n_steps) for r in regimes} == {(0.0, 1000), (5.0, 500), (15.0, 500), (20.0, 5000)}
     assert {(r.init_seed, r.split_seed, r.corrupt_seed) for r in regimes} == {(k, k, k) for k in range(4)}
     pruned = chapter.prune_configs(S)
-    assert [r.wd for r in pruned] == [0.0] * 4 and all(r.snapshots == 3 and r.snapshot_dtype == "float16" for r in pruned)
+    assert [r.wd for r in pruned] == [0.0] * 3 and all(r.snapshots == 3 and r.snapshot_dtype == "float16" for r in pruned)
     assert not any(r.snapshots for r in phase)
     for wd in S["phase_wds"]:                 # one batch per weight decay: f, ξ and the seeds vary inside it
         RunConfig.check_batchable([r for r in phase if r.wd == wd])

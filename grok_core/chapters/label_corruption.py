@@ -28,18 +28,19 @@ LOSSES = ("mse", "ce")
 PROFILES = {
     # (a) the four regimes of their notebook at f = 0.5, ξ = 0.35, each for the notebook's epochs; (b) the phase
     # diagram of their wd script on a 9 x 9 grid (theirs: 17 x 17, one seed), wd 0 and 5, two seeds, 2,000 epochs;
-    # (c) pruning the wd-0 (coexistence) runs, whose final weights are kept as float16 snapshots.
+    # (c) pruning three of the wd-0 (coexistence) runs, whose final weights are kept as float16 snapshots (0.87 MB a
+    # run: the chapter's store budget, about 6 MB, allows three).
     "paper": dict(p=97, d_mlp=500, loss="mse", lr=0.01, regime_frac=0.5, regime_xi=0.35, regime_wds=[0.0, 5.0, 15.0, 20.0],
                   regime_steps=[1000, 500, 500, 5000], regime_every=10, n_seeds=4,
                   phase_fracs=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
                   phase_xis=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], phase_wds=[0.0, 5.0], phase_steps=2000,
-                  phase_every=100, phase_seeds=2, prune_wd=0.0, split_seed=0, corrupt_seed=0),
-    # p = 53 and 160 neurons for 500 steps: the regimes in seconds on a CPU (their order, not their sharpness);
-    # a 2 x 2 corner of the diagram.
+                  phase_every=100, phase_seeds=2, prune_wd=0.0, prune_seeds=3, split_seed=0, corrupt_seed=0),
+    # p = 53 and 160 neurons for 500 steps, every step recorded: the regimes in seconds on a CPU (their order, not
+    # their sharpness); a 2 x 2 corner of the diagram.
     "quick": dict(p=53, d_mlp=160, loss="mse", lr=0.01, regime_frac=0.6, regime_xi=0.35, regime_wds=[0.0, 5.0, 15.0, 20.0],
-                  regime_steps=[500, 500, 500, 500], regime_every=10, n_seeds=1, phase_fracs=[0.4, 0.7],
-                  phase_xis=[0.2, 0.5], phase_wds=[0.0, 5.0], phase_steps=300, phase_every=50, phase_seeds=1,
-                  prune_wd=0.0, split_seed=0, corrupt_seed=0),
+                  regime_steps=[500, 500, 500, 500], regime_every=1, n_seeds=1, phase_fracs=[0.4, 0.7],
+                  phase_xis=[0.2, 0.5], phase_wds=[0.0, 5.0], phase_steps=300, phase_every=1, phase_seeds=1,
+                  prune_wd=0.0, prune_seeds=1, split_seed=0, corrupt_seed=0),
 }
 
 # The paper's regime at each weight decay of Fig. (a) (their notebook, f = 0.5, ξ = 0.35)
@@ -67,8 +68,9 @@ def check(S: dict):
     require(all(w >= 0 for w in S["regime_wds"] + S["phase_wds"]), "regime_wds", S["regime_wds"] + S["phase_wds"],
             "weight decays must be >= 0")
     require(S["prune_wd"] in S["regime_wds"], "prune_wd", S["prune_wd"], "it must be one of regime_wds (the runs pruned)")
-    for k in ("d_mlp", "n_seeds", "phase_seeds", "phase_steps", "regime_every", "phase_every", "p"):
+    for k in ("d_mlp", "n_seeds", "phase_seeds", "phase_steps", "regime_every", "phase_every", "p", "prune_seeds"):
         count(k, S[k], 1)
+    require(S["prune_seeds"] <= S["n_seeds"], "prune_seeds", S["prune_seeds"], f"at most n_seeds ({S['n_seeds']}) runs are pruned")
     require(all(s >= 1 for s in S["regime_steps"]), "regime_steps", S["regime_steps"], "step counts must be >= 1")
     for k in ("split_seed", "corrupt_seed"):
         count(k, S[k], 0)
@@ -82,10 +84,12 @@ def _run(S: dict, k: int, **fields):
 
 
 def regime_configs(S: dict):
-    """(a): each weight decay for its steps at regime_frac, regime_xi; the runs at prune_wd keep 3 float16 weight
-    snapshots (steps 0, 1 and the final weights) for (c)."""
+    """(a): each weight decay for its steps at regime_frac, regime_xi; the first prune_seeds runs at prune_wd keep 3
+    float16 weight snapshots (steps 0, 1 and the final weights) for (c); keeping them changes nothing in training."""
+    def kept(wd, k):
+        return dict(snapshots=3, snapshot_dtype="float16") if wd == S["prune_wd"] and k < S["prune_seeds"] else {}
     return [_run(S, k, frac_train=S["regime_frac"], corrupt_share=S["regime_xi"], wd=wd, n_steps=n,
-                 record_every=S["regime_every"], **(dict(snapshots=3, snapshot_dtype="float16") if wd == S["prune_wd"] else {}))
+                 record_every=S["regime_every"], **kept(wd, k))
             for wd, n in zip(S["regime_wds"], S["regime_steps"]) for k in range(S["n_seeds"])]
 
 
@@ -103,7 +107,7 @@ def run_configs(S: dict):
 
 
 def prune_configs(S: dict):
-    """(c): the regime runs at prune_wd, whose final weights are pruned."""
+    """(c): the regime runs at prune_wd that keep their weights, which are pruned."""
     return [c for c in regime_configs(S) if c.snapshots]
 
 
