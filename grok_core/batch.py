@@ -21,7 +21,8 @@ def _padded(n: int) -> int:
 
 
 class BatchData:
-    """train_idx [run, n] rows (padding rows weigh 0 in train_w), train_labels, train_ij (RowIndex pair);
+    """train_idx [run, n] rows (padding rows weigh 0 in train_w), train_labels (what the runs train on), train_truth
+    (the task's labels of the same rows, before a label transform), train_ij (RowIndex pair);
     test_idx, test_labels, test_ij; row_parts [run, n + n_test, 4] 0/1 membership of the rows in their
     order, part_div [run, 4] the size of each part (NaN for an empty one); n_train, n_test each run's real rows."""
 
@@ -44,6 +45,7 @@ class BatchData:
             self.train_w[r, :n] = 1.0 / n
         self.train_idx, self.train_w = train_idx.to(device), self.train_w.to(device)
         self.train_labels = torch.gather(labels, 1, self.train_idx)
+        self.train_truth = self.train_labels.clone()                  # the task's labels, before any transform
         for r, (c, s) in enumerate(zip(configs, splits)):
             transform = LABEL_TRANSFORMS[c.label_transform]
             if transform is not None:
@@ -81,8 +83,9 @@ class BatchData:
         out.p, p = self.p, self.p
         out.n_train, out.n_test = [self.n_train[r] for r in rows], [self.n_test[r] for r in rows]
         n, m, n_old = _padded(max(out.n_train)), max(out.n_test), self.train_idx.shape[1]
-        out.train_idx, out.train_w, out.train_labels = (t.index_select(0, idx)[:, :n].contiguous()
-                                                        for t in (self.train_idx, self.train_w, self.train_labels))
+        out.train_idx, out.train_w, out.train_labels, out.train_truth = (
+            t.index_select(0, idx)[:, :n].contiguous()
+            for t in (self.train_idx, self.train_w, self.train_labels, self.train_truth))
         out.train_ij = (RowIndex(out.train_idx // p, p), RowIndex(out.train_idx % p, p))
         out.test_idx, out.test_labels = (t.index_select(0, idx)[:, :m].contiguous()
                                          for t in (self.test_idx, self.test_labels))

@@ -25,8 +25,8 @@ SEMANTICS_VERSION = 1
 SEMANTICS_FINGERPRINT = "85e48c9c74e00655"
 
 SPLITS = ("random", "square", "strip")
-MODELS = ("transformer", "mlp", "twohot")
-ACTIVATIONS = ("relu", "gelu")
+MODELS = ("transformer", "mlp", "twohot", "quadratic")
+ACTIVATIONS = ("relu", "gelu", "square")
 EMBED_INITS = ("normal", "toeplitz", "circulant", "onehot")
 PRECISIONS = ("fp32", "tf32")
 SNAPSHOT_DTYPES = ("float32", "float16")
@@ -35,7 +35,7 @@ SNAPSHOT_DTYPES = ("float32", "float16")
 # the shapes or the optimiser and must be shared.
 PER_RUN_FIELDS = ("fn", "split", "split_param", "frac_train", "split_seed", "init_seed",
                   "embed_init", "lr", "wd", "output_scale", "label_transform", "param_mask",
-                  "stop_acc", "stop_hold", "stop_after")
+                  "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed")
 
 # Beyond any device's memory (the p*p table), and it keeps the primality test below fast.
 P_MAX = 2 ** 31 - 1
@@ -201,6 +201,10 @@ class RunConfig(HashedConfig):
     output_scale: float = 1.0      # the logits are multiplied by it (the lazy/rich scale alpha)
     output_centre: bool = False    # train output_scale * (f(theta) - f(theta_0)): every scale starts at zero logits
     label_transform: str = "none"  # applied to the train labels at the data layer (tasks.LABEL_TRANSFORMS)
+    # label_transform='corrupt' (Doshi et al.): the first floor(corrupt_share * n_train) train pairs of the split
+    # order get labels drawn uniformly from all p classes by a generator seeded with corrupt_seed
+    corrupt_share: float = 0.0
+    corrupt_seed: int = 0
     # what is recorded besides the default measures: more registry measures (comma-separated names of
     # grok_core.measures.MEASURES) and `snapshots` log-spaced weight snapshots stored with the run
     measures: str = ""
@@ -218,7 +222,7 @@ class RunConfig(HashedConfig):
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
                     "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre",
-                    "stop_acc", "stop_hold", "stop_after")
+                    "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed")
 
     def __post_init__(self):
         self._store_declared_types()
@@ -240,6 +244,14 @@ class RunConfig(HashedConfig):
         if self.loss == "ce64" and self.loss_precision != 32:
             raise ValueError(f"loss_precision={self.loss_precision!r} is not allowed with loss='ce64', which computes "
                              "in float64 by itself; use loss='ce' with loss_precision=16, 32 or 64")
+        if self.model == "quadratic" and self.act != "square":
+            raise ValueError(f"act={self.act!r} is not allowed with model='quadratic', whose hidden layer squares its "
+                             "input; use act='square'")
+        if not 0 <= self.corrupt_share <= 1:
+            raise ValueError(f"corrupt_share={self.corrupt_share!r} is not allowed; it must lie in [0, 1]")
+        if self.label_transform != "corrupt" and (self.corrupt_share or self.corrupt_seed):
+            raise ValueError(f"corrupt_share={self.corrupt_share!r}, corrupt_seed={self.corrupt_seed!r} are not allowed "
+                             f"with label_transform={self.label_transform!r}; they take effect only with 'corrupt'")
         if self.adam_eps <= 0:
             raise ValueError(f"adam_eps={self.adam_eps!r} is not allowed; it must be > 0")
         for name in self.extra_measures:
@@ -258,7 +270,7 @@ class RunConfig(HashedConfig):
             raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
                              f"it must lie in 0..p-2 = 0..{self.p - 2}")
         for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd", "snapshots",
-                     "stop_hold", "stop_after"):
+                     "stop_hold", "stop_after", "corrupt_seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
         if not 0 <= self.stop_acc <= 1:
@@ -270,8 +282,9 @@ class RunConfig(HashedConfig):
         for name in ("n_layers", "d_model", "n_heads", "n_steps", "record_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 1")
-        if self.init_seed > SEED_MAX:
-            raise ValueError(f"init_seed={self.init_seed!r} is not allowed; torch takes seeds up to 2**64 - 1")
+        for name in ("init_seed", "corrupt_seed"):
+            if getattr(self, name) > SEED_MAX:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; torch takes seeds up to 2**64 - 1")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} is not allowed; it must be > 0")
         for name in ("beta1", "beta2"):

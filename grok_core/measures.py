@@ -71,7 +71,8 @@ class MeasureContext:
     logits [run, n, p] (in the training dtype, as the loss sees them), their labels [run, n] and a 0/1 [run, n]
     marking the real rows (the rest pad), and, only when a recorded measure asks (needs_grad), the gradient
     of each run's mean train loss [run, n_params] before any gradient transform or mask, and the runs'
-    initial parameters [run, n_params] when a recorded measure asks (needs_init)."""
+    initial parameters [run, n_params] when a recorded measure asks (needs_init), and the task's own labels of the
+    train rows [run, n] (train_truth; they differ from train_labels where a label transform changed them)."""
     cfg: object
     model: object
     w: dict
@@ -83,6 +84,7 @@ class MeasureContext:
     train_real: torch.Tensor | None = None
     grad: torch.Tensor | None = None
     flat0: torch.Tensor | None = None
+    train_truth: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -287,3 +289,59 @@ def _param_move(ctx):
     """How far the parameters have moved from initialisation, ||theta - theta_0|| / ||theta_0||: small in lazy
     training (Kumar et al.: O(1/alpha) for the output scale alpha), order one when the features are learned."""
     return (ctx.flat - ctx.flat0).norm(dim=-1) / ctx.flat0.norm(dim=-1)
+
+
+# -- label corruption and periodic neurons (Doshi et al. 2024) ---------------------------------------------------
+def spectrum_ipr(vectors: torch.Tensor, r: int = 2) -> torch.Tensor:
+    """[..., p] -> [...]: the inverse participation ratio sum_k F_k^(2r) of the magnitudes F of each vector's real
+    DFT over its p entries (k = 0..floor(p/2), the constant included), normalised to unit l2 norm. 1 for a single
+    frequency (a pure cosine), 1 / (floor(p/2) + 1) for a flat spectrum (r = 2); NaN for a zero vector. The DFT is
+    a product with cos/sin tables (the real FFT's numbers, on any device and inside a captured step)."""
+    p = vectors.shape[-1]
+    k = torch.arange(p // 2 + 1, device=vectors.device, dtype=torch.float64)
+    angle = (2 * torch.pi / p) * torch.arange(p, device=vectors.device, dtype=torch.float64)[:, None] * k
+    power = (vectors @ torch.cos(angle).to(vectors.dtype)) ** 2 + (vectors @ torch.sin(angle).to(vectors.dtype)) ** 2
+    share = power / power.sum(-1, keepdim=True)                                      # F_k^2, summing to 1
+    return (share ** r).sum(-1)
+
+
+def neuron_ipr(model, w: dict) -> torch.Tensor:
+    """[run, d_mlp]: each hidden neuron's IPR (r = 2), the mean of those of its input weights from the i block and
+    from the j block and of its output weights, each over the residues (Doshi et al.; the model's neuron_weights).
+    NaN for a dead neuron (one of its vectors exactly zero, e.g. decayed to underflow): it has no spectrum."""
+    return torch.stack([spectrum_ipr(v) for v in model.neuron_weights(w)]).mean(0)
+
+
+@register("mean_ipr", per_model=True)
+def _mean_ipr(ctx):
+    """The network's periodicity: the mean IPR over its live neurons (about 1 when each holds one frequency)."""
+    return torch.nanmean(neuron_ipr(ctx.model, ctx.w), -1)
+
+
+def _share_of(ctx, rows: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+    """[run]: the share of the real train rows among `rows` ([run, n] bool) where `hit` holds; NaN where none are."""
+    rows = rows.to(ctx.train_real.dtype) * ctx.train_real
+    return (hit.to(rows.dtype) * rows).sum(-1) / rows.sum(-1)
+
+
+def _corrupted(ctx) -> torch.Tensor:
+    """[run, n] bool: train rows whose label is not the task's (a drawn label can equal it: those count as clean)."""
+    return ctx.train_labels != ctx.train_truth
+
+
+@register("corrupted_acc", default=False)
+def _corrupted_acc(ctx):
+    """Accuracy on the corrupted train rows against their corrupted labels: 1 when they are memorised."""
+    return _share_of(ctx, _corrupted(ctx), ctx.train_logits.argmax(-1) == ctx.train_labels)
+
+
+@register("corrupted_rule_acc", default=False)
+def _corrupted_rule_acc(ctx):
+    """The share of corrupted train rows predicted by the rule (the task's label): 1 at full inversion."""
+    return _share_of(ctx, _corrupted(ctx), ctx.train_logits.argmax(-1) == ctx.train_truth)
+
+
+@register("clean_acc", default=False)
+def _clean_acc(ctx):
+    """Accuracy on the clean train rows (label equal to the task's)."""
+    return _share_of(ctx, ~_corrupted(ctx), ctx.train_logits.argmax(-1) == ctx.train_labels)

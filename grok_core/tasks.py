@@ -5,6 +5,8 @@ A sample is the token triple (i, j + operand_offset, '='), labelled fn(i, j) mod
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 
 
@@ -54,6 +56,22 @@ def tokens(p: int, operand_offset: int = 0) -> torch.Tensor:
     return torch.stack([i, j + operand_offset, eq], dim=1)
 
 
+def corrupted_count(share: float, n: int) -> int:
+    """floor(share * n) with share read as the decimal it prints as (0.29 * 100 is 29, not float's 28.999...)."""
+    return int(Fraction(repr(float(share))) * n)
+
+
+def corrupt_labels(labels: torch.Tensor, cfg) -> torch.Tensor:
+    """Doshi et al.'s label corruption: the first corrupted_count(cfg.corrupt_share, n) train pairs (in split order,
+    itself a shuffle) get labels drawn uniformly from all p classes (their code's int variant drew from p - 1 of
+    them) by a generator seeded with cfg.corrupt_seed; about 1/p of the drawn labels equal the truth."""
+    k = corrupted_count(cfg.corrupt_share, len(labels))
+    g = torch.Generator().manual_seed(cfg.corrupt_seed)
+    out = labels.clone()
+    out[:k] = torch.randint(0, cfg.p, (k,), generator=g).to(labels.device)
+    return out
+
+
 # Label transforms at the data layer (RunConfig.label_transform): name -> fn(labels [n_train] of a run's
 # train rows in split order, cfg) -> the labels it trains on; test labels stay the task's. "none" is the task.
-LABEL_TRANSFORMS = {"none": None}
+LABEL_TRANSFORMS = {"none": None, "corrupt": corrupt_labels}

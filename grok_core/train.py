@@ -235,7 +235,7 @@ class Trainer:
         LA = (torch.stack([sample_loss, correct], -1)[..., None] * d.row_parts[..., None, :]).sum(1)
         LA = LA / d.part_div[:, None]
         ctx = MeasureContext(self.cfg, self.model, w, flat.detach(), LA[:, 0], LA[:, 1], train_logits,
-                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0)
+                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0, d.train_truth)
         return torch.stack([MEASURES[n].fn(ctx) for n in names], -1)
 
     def _forward(self, flat: torch.Tensor, record: bool):

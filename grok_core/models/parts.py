@@ -58,5 +58,10 @@ def onehot_embedding(cfg: RunConfig) -> torch.Tensor:
     return W
 
 
+def square(x: torch.Tensor) -> torch.Tensor:
+    """x², the activation of Gromov's and Doshi et al.'s MLP (its Fourier solution is known in closed form)."""
+    return x * x
+
+
 def activation(name: str):
-    return torch.relu if name == "relu" else torch.nn.functional.gelu
+    return {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "square": square}[name]
