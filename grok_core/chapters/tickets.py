@@ -332,6 +332,6 @@ def table_rows(settings: list[dict]) -> list[list]:
 
 def sweep_points(S: dict, settings: list[dict]) -> list[tuple[float, list]]:
     """(k, steps to GROKS per seed, None for never) of the OnlyMLP tickets at the end snapshot, wd 1, by k."""
-    rows = [s for s in settings if s["model"] == "onlymlp" and s["wd"] == S["wd"]
+    rows = [s for s in settings if s.get("model") == "onlymlp" and s["wd"] == S["wd"]
             and (s["arm"] == "ticket" or s["arm"].startswith("ticket k="))]
     return sorted((s["keep_fraction"], s["t95"]) for s in rows)
