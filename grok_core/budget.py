@@ -74,7 +74,8 @@ def bytes_per_run(cfg: RunConfig) -> int:
     the RowIndexes' one-hot matrices. Its calibration against measured peaks: bench/results/README.md.
     """
     p = cfg.p
-    snapshot_words = cfg.snapshots * n_params(cfg) * (0.5 if cfg.snapshot_dtype == "float16" else 1)
+    n_snaps = cfg.snapshots + (cfg.snapshot_at.count(",") + 1 if cfg.snapshot_at else 0)     # at most
+    snapshot_words = n_snaps * n_params(cfg) * (0.5 if cfg.snapshot_dtype == "float16" else 1)
     fixed = 8 * n_params(cfg) + n_recorded(cfg) * len(metric_names(cfg)) + snapshot_words
     per_pair = model_class(cfg.model).words_per_pair(cfg)
     if p <= ONEHOT_MAX_P:

@@ -24,8 +24,9 @@ from .updates import GRAD_TRANSFORMS, OPTIMISERS, PARAM_MASKS
 SEMANTICS_VERSION = 1
 SEMANTICS_FINGERPRINT = "85e48c9c74e00655"
 
-SPLITS = ("random", "square", "strip")
-MODELS = ("transformer", "mlp", "twohot", "quadratic")
+SPLITS = ("random", "square", "strip", "symmetric")
+MODELS = ("transformer", "mlp", "twohot", "quadratic", "onlymlp")
+INIT_RESCALES = ("none", "l1", "l2")
 ACTIVATIONS = ("relu", "gelu", "square")
 EMBED_INITS = ("normal", "toeplitz", "circulant", "onehot")
 PRECISIONS = ("fp32", "tf32")
@@ -35,7 +36,8 @@ SNAPSHOT_DTYPES = ("float32", "float16")
 # the shapes or the optimiser and must be shared.
 PER_RUN_FIELDS = ("fn", "split", "split_param", "frac_train", "split_seed", "init_seed",
                   "embed_init", "lr", "wd", "output_scale", "label_transform", "param_mask",
-                  "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed")
+                  "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed", "keep_fraction",
+                  "ticket_base", "ticket_step", "init_rescale")
 
 # Beyond any device's memory (the p*p table), and it keeps the primality test below fast.
 P_MAX = 2 ** 31 - 1
@@ -165,13 +167,13 @@ class RunConfig(HashedConfig):
     # task and split
     p: int = 97                    # modulus, a prime >= 3
     fn: str = "add"                # see grok_core.tasks.FUNCTIONS
-    split: str = "random"          # random | square (k) | strip (t)
+    split: str = "random"          # random | square (k) | strip (t) | symmetric (unordered pairs i <= j only)
     split_param: int = 0           # k for square, t for strip; ignored (must be 0) for random
-    frac_train: float = 0.3        # share of the whole p*p table used for training
+    frac_train: float = 0.3        # share of the whole p*p table used for training (symmetric: of the p(p+1)/2 pairs)
     operand_offset: int = 0        # d: the second operand is token j + d (60 in the released strip code)
     split_seed: int = 0            # Python-random seed of the split shuffle
     # model
-    model: str = "transformer"     # transformer | mlp | twohot (grok_core.models)
+    model: str = "transformer"     # transformer | mlp | twohot | onlymlp (grok_core.models)
     n_layers: int = 1
     d_model: int = 128
     n_heads: int = 4
@@ -219,10 +221,20 @@ class RunConfig(HashedConfig):
     stop_acc: float = 0.0
     stop_hold: int = 0
     stop_after: int = 0
+    # explicit snapshot steps besides the log-spaced ones: increasing integers in 0..n_steps, comma-separated
+    snapshot_at: str = ""
+    # lottery tickets (grok_core.tickets): param_mask 'magnitude' keeps the keep_fraction largest |w| of the stored dense
+    # run ticket_base (its key) at its snapshot step ticket_step, rewound to that run's init; 'random' keeps keep_fraction
+    # at random; init_rescale 'l1' | 'l2' is the dense control: the init scaled to that ticket's L1 or L2 norm
+    keep_fraction: float = 1.0
+    ticket_base: str = ""
+    ticket_step: int = 0
+    init_rescale: str = "none"
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
                     "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre",
-                    "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed")
+                    "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed", "snapshot_at",
+                    "keep_fraction", "ticket_base", "ticket_step", "init_rescale")
 
     def __post_init__(self):
         self._store_declared_types()
@@ -260,17 +272,18 @@ class RunConfig(HashedConfig):
             raise ValueError(f"output_scale={self.output_scale!r} is not allowed; it must be > 0")
         if not 0 < self.frac_train < 1:
             raise ValueError(f"frac_train={self.frac_train!r} is not allowed; it must lie in the open interval (0, 1)")
-        if int(self.frac_train * self.p * self.p) < 1:
-            raise ValueError(f"frac_train={self.frac_train!r} is not allowed at p={self.p}: int(frac_train * p^2) = 0 "
-                             "gives an empty train set")
-        if self.split == "random" and self.split_param != 0:
-            raise ValueError(f"split_param={self.split_param!r} is not allowed for split='random'; use 0")
+        pool = self.p * (self.p + 1) // 2 if self.split == "symmetric" else self.p * self.p
+        if int(self.frac_train * pool) < 1:
+            raise ValueError(f"frac_train={self.frac_train!r} is not allowed at p={self.p}: int(frac_train * {pool} pairs) "
+                             "= 0 gives an empty train set")
+        if self.split in ("random", "symmetric") and self.split_param != 0:
+            raise ValueError(f"split_param={self.split_param!r} is not allowed for split={self.split!r}; use 0")
         if self.split in ("square", "strip") and not 0 <= self.split_param <= self.p - 2:
             name = "k" if self.split == "square" else "t"
             raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
                              f"it must lie in 0..p-2 = 0..{self.p - 2}")
         for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd", "snapshots",
-                     "stop_hold", "stop_after", "corrupt_seed"):
+                     "stop_hold", "stop_after", "corrupt_seed", "ticket_step"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
         if not 0 <= self.stop_acc <= 1:
@@ -297,9 +310,44 @@ class RunConfig(HashedConfig):
             raise ValueError(f"d_mlp={self.d_mlp!r} is not allowed; use 0 (meaning 4*d_model) or a positive width")
         if self.d_mlp == 0:
             object.__setattr__(self, "d_mlp", 4 * self.d_model)
+        self._check_snapshot_at()
+        self._check_ticket()
         if self.embed_init in ("toeplitz", "circulant") and self.d_vocab > self.d_model:
             raise ValueError(f"embed_init={self.embed_init!r} needs d_vocab <= d_model, but d_vocab={self.d_vocab} "
                              f"(p + operand_offset + 1) > d_model={self.d_model}")
+
+    def _check_snapshot_at(self):
+        """snapshot_at: increasing steps in 0..n_steps, written as "s1,s2,..." (one spelling, so one key)."""
+        text = self.snapshot_at
+        try:
+            steps = [int(s) for s in text.split(",")] if text else []
+        except ValueError:
+            steps = None
+        if steps is None or ",".join(map(str, steps)) != text or steps != sorted(set(steps)) or \
+                any(not 0 <= s <= self.n_steps for s in steps):
+            raise ValueError(f"snapshot_at={text!r} is not allowed; give increasing steps in 0..n_steps={self.n_steps} "
+                             "separated by commas, without spaces, e.g. '2000,15000'")
+
+    def _check_ticket(self):
+        """The ticket fields (grok_core.tickets): what each mask kind needs, and nothing set that no kind reads."""
+        if not 0 < self.keep_fraction <= 1:
+            raise ValueError(f"keep_fraction={self.keep_fraction!r} is not allowed; it must lie in (0, 1] (the share "
+                             "of the prunable weights kept)")
+        _allowed("init_rescale", self.init_rescale, INIT_RESCALES)
+        from_base = self.param_mask == "magnitude" or self.init_rescale != "none"
+        if self.init_rescale != "none" and self.param_mask != "none":
+            raise ValueError(f"init_rescale={self.init_rescale!r} is not allowed with param_mask={self.param_mask!r}; "
+                             "the norm-matched control is dense (param_mask='none')")
+        if from_base and not (len(self.ticket_base) == 16 and all(c in "0123456789abcdef" for c in self.ticket_base)):
+            raise ValueError(f"ticket_base={self.ticket_base!r} is not allowed; a magnitude ticket or a norm-matched "
+                             "control needs the 16-hex-digit key of a stored dense base run")
+        if not from_base and (self.ticket_base or self.ticket_step):
+            raise ValueError(f"ticket_base={self.ticket_base!r}, ticket_step={self.ticket_step!r} are not allowed with "
+                             f"param_mask={self.param_mask!r} and init_rescale='none', which read no base run; leave "
+                             "them '' and 0")
+        if self.param_mask == "none" and self.init_rescale == "none" and self.keep_fraction != 1:
+            raise ValueError(f"keep_fraction={self.keep_fraction!r} is not allowed without a mask or an init rescale; "
+                             "leave it 1")
 
     @property
     def has_stop_rule(self) -> bool:

@@ -23,6 +23,7 @@ from .config import RunConfig
 from .splits import split_sizes, warn_if_shrunk
 from .store import Checkpoint, Run, RunStore, code_commit
 from .devices import default_device, device_name, set_strict_fp32
+from .tickets import check_bases
 from .train import Trainer, recorded_steps
 
 
@@ -237,6 +238,7 @@ def load_or_train(configs: list[RunConfig], store: RunStore | None = None, devic
         raise LookupError(f"{len(missing)} run(s) are not in the store at {store.root}, e.g. {missing[0]}")
     if not missing:
         return [found[c.key()] for c in configs]
+    check_bases(missing, store)     # a ticket whose base run is missing is refused before any batch trains
     store.check_writable()
     device = torch.device(device) if device is not None else default_device()
     train_all(precompiled(batches_to_train(missing, store.checkpoints(), max_batch, device), device, compile))

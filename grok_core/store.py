@@ -394,6 +394,15 @@ class RunStore:
                 damaged_at = inode
         return None
 
+    def config_of(self, key: str) -> RunConfig:
+        """The config of the stored entry `key` (its meta checked); LookupError when there is no sound entry."""
+        if not KEY.fullmatch(key) or not self.entry(key).is_dir():
+            raise LookupError(f"no run {key!r} in the store at {self.root}")
+        try:
+            return self._meta(key)[1]
+        except CorruptEntry as err:
+            raise LookupError(f"run {key} in the store at {self.root} is damaged ({err})") from None
+
     def get(self, cfg: RunConfig) -> Run | None:
         """The stored run for cfg, or None. A damaged entry is quarantined (renamed) and None returned."""
         got = self._get(cfg)

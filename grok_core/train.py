@@ -39,6 +39,7 @@ from .measures import MEASURES, MeasureContext
 from .models import build_model, model_class
 from .stopping import StopRule, check_interval
 from .store import TrainingInterrupted, resume_checkpoint, save_checkpoint
+from .tickets import initial_params
 from .updates import GRAD_TRANSFORMS, OPTIMISERS, PARAM_MASKS
 
 SNAPSHOT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -52,12 +53,14 @@ def recorded_steps(cfg: RunConfig) -> torch.Tensor:
 
 def snapshot_steps(cfg: RunConfig) -> torch.Tensor:
     """The steps whose weights are stored (before that step's update; n_steps means the final weights):
-    0 and up to cfg.snapshots - 1 more, log-spaced up to n_steps, duplicates dropped."""
+    0 and up to cfg.snapshots - 1 more, log-spaced up to n_steps, duplicates dropped; and the steps of
+    cfg.snapshot_at, merged in order."""
+    at = torch.tensor([int(s) for s in cfg.snapshot_at.split(",")] if cfg.snapshot_at else [], dtype=torch.long)
     if cfg.snapshots == 0:
-        return torch.zeros(0, dtype=torch.long)
+        return at
     logs = torch.logspace(0, math.log10(cfg.n_steps), max(cfg.snapshots - 1, 1), dtype=torch.float64)
     steps = torch.cat([torch.zeros(1, dtype=torch.long), logs.round().long()])
-    return torch.unique(steps.clamp(max=cfg.n_steps))[:cfg.snapshots]
+    return torch.unique(torch.cat([torch.unique(steps.clamp(max=cfg.n_steps))[:cfg.snapshots], at]))
 
 
 def metric_names(cfg: RunConfig) -> tuple[str, ...]:
@@ -166,7 +169,8 @@ class Trainer:
         scales = _per_run(configs, "output_scale", dtype, dev)
         self.output_scale = None if bool((scales == 1).all()) else scales[..., None]          # [r, 1, 1]
 
-        flat = torch.stack([self.model.init_params(c) for c in configs]).to(dev, dtype) if state is None else state["flat"]
+        flat = (torch.stack([initial_params(self.model, c) for c in configs]).to(dev, dtype) if state is None
+                else state["flat"])
         self.flat = flat.requires_grad_()
         self.buffers = {k: v.to(dev, dtype) for k, v in self.model.buffers(R).items()}
         self.grad_transform = GRAD_TRANSFORMS[cfg.grad_transform]

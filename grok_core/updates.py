@@ -26,9 +26,21 @@ def orthogonal_grad(grad: torch.Tensor, params: torch.Tensor, layout) -> torch.T
 # Gradient transforms (RunConfig.grad_transform): name -> fn(grad, params, layout) -> grad, before the update.
 GRAD_TRANSFORMS = {"none": None, "orthogonal": orthogonal_grad}
 
+def _magnitude(cfg, model) -> torch.Tensor:
+    from .tickets import ticket_mask        # (tickets reads the run store, which imports the config)
+    return ticket_mask(cfg, model)
+
+
+def _random(cfg, model) -> torch.Tensor:
+    from .tickets import ticket_random_mask
+    return ticket_random_mask(cfg, model)
+
+
 # Parameter masks (RunConfig.param_mask): name -> fn(cfg, model) -> a 0/1 tensor [n_params] for one run;
-# masked gradients are zeroed and masked parameters held at zero.
-PARAM_MASKS = {"none": None}
+# masked parameters start at zero and their gradients are zeroed before the update, so under AdamW they get no
+# step, no weight decay (they are zero) and their moments stay zero. magnitude: a lottery ticket of a stored
+# base run; random: the same count at random (grok_core.tickets).
+PARAM_MASKS = {"none": None, "magnitude": _magnitude, "random": _random}
 
 
 def adamw_schedule(cfg, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -13,7 +13,7 @@ from grok_core.models import build_model, model_class
 @pytest.mark.parametrize("kw", [dict(), dict(n_layers=2), dict(n_layers=3, act="gelu"), dict(use_pos=False),
                                 dict(operand_offset=5, n_layers=2), dict(embed_init="onehot", d_model=32),
                                 dict(model="mlp", d_mlp=24), dict(model="mlp", operand_offset=3, act="gelu"),
-                                dict(model="twohot", d_mlp=24)])
+                                dict(model="twohot", d_mlp=24), dict(model="onlymlp", d_mlp=8)])
 def test_fast_forward_equals_reference_forward(kw):
     """The factorised forward training uses is the paper's forward (models/*.reference_logits), in float64."""
     cfg = RunConfig(p=11, d_model=kw.pop("d_model", 16), n_heads=4, **kw)
@@ -26,7 +26,7 @@ def test_fast_forward_equals_reference_forward(kw):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(n_layers=3, operand_offset=2), dict(model="mlp", d_mlp=32),
-                                dict(model="twohot", d_mlp=32)])
+                                dict(model="twohot", d_mlp=32), dict(model="onlymlp", d_mlp=8)])
 def test_trunk_on_chosen_rows_equals_the_full_table_at_those_rows(kw):
     """Training runs the trunk on each run's own train rows; it must agree with the whole table."""
     cfg = RunConfig(p=11, d_model=16, n_heads=4, **kw)
