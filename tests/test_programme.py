@@ -22,11 +22,12 @@ def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories(
     assert {k: len(v) for k, v in per.items()} == {
         "table1_square_strip": 120, "theory_uniformity": 81, "fig5_med_primes": 32, "fig2_layers": 32,
         "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
-        "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * stability_settings}
+        "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * stability_settings,
+        "race": 26 * 8}                                                    # its tuning grid; the race waits for it
     steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000},
              "stability": {T["orth_steps"], T["long_steps"], T["prec_steps"]}
-             | ({T["tf_steps"]} if T["transformer"] else set())}
-    record = {"lazy_rich": (1000, 50), "stability": (2000, 100)}          # within the store's budget
+             | ({T["tf_steps"]} if T["transformer"] else set()), "race": {20000}}
+    record = {"lazy_rich": (1000, 50), "stability": (2000, 100), "race": (0, 20)}   # within the store's budget
     for name, cs in per.items():
         assert all((c.record_dense, c.record_every) == record.get(name, (2000, 20)) for c in cs)
         assert {c.n_steps for c in cs} == steps.get(name, {30000})
@@ -144,7 +145,7 @@ def test_the_regression_programme_has_eight_seeds_per_setting():
 def test_chapters_come_in_book_order():
     assert names() == ["fig3_splits", "table1_square_strip", "fig4_x2xyy2_frac", "ceilings", "theory_uniformity",
                        "fig5_med_primes", "fig2_layers", "resnet", "appendix_d", "figs12_19_functions",
-                       "fig20_toeplitz", "stability", "lazy_rich"]                                          # as _toc.yml lists them
+                       "fig20_toeplitz", "stability", "lazy_rich", "race"]                                        # as _toc.yml lists them
     assert names("run_configs") == [n for n in names() if n not in ("fig3_splits", "ceilings", "resnet")]
 
 

@@ -30,7 +30,7 @@ PROFILES = {
                   grokfast_lambs=[2.0, 5.0], ma_window=100, muon_lrs=[0.01, 0.03], free_wds=[0.0, 1.0],
                   probe=True),
     # p = 23 with 70 % of the table and a small model: a few hundred steps on a CPU, runs stopping at 85 %
-    "quick": dict(p=23, frac_train=0.7, d_model=32, n_heads=4, d_mlp=128, n_steps=400, record_every=5,
+    "quick": dict(p=23, frac_train=0.7, d_model=32, n_heads=4, d_mlp=128, n_steps=400, record_every=1,
                   stop_acc=0.85, stop_hold=20, n_seeds=3, tune_seeds=2, tune_offset=1000, base_lr=3e-3,
                   base_wd=1.0, lrs=[1e-2], adamw_wds=[1.0], ema_alpha=0.98, grokfast_lambs=[2.0],
                   ma_window=20, muon_lrs=[0.02], free_wds=[0.0], probe=False),
