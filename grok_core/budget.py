@@ -15,6 +15,7 @@ from .models import model_class
 from .splits import split_sizes
 from .devices import default_device
 from .train import metric_names
+from .updates import state_words
 
 MAX_HOURS = 24.0
 # The Trainer's per-step tables, for the whole batch: AdamW schedule (12 bytes), step -> history slot (8),
@@ -69,14 +70,15 @@ def bytes_per_run(cfg: RunConfig) -> int:
     """Estimate (on the safe side) of the device memory one run of a batch needs while training, counted
     without building the model or the recorded-step list (instant at p=10007 or n_steps=1e10).
 
-    Parameters with gradient, Adam moments and AdamW temporaries (8 P), the history, weight snapshots, and
+    Parameters with gradient, Adam moments and AdamW temporaries (8 P), what a gradient transform or another
+    optimiser keeps besides (updates.state_words: Grokfast's moving average holds its window), the history, weight snapshots, and
     per pair of the p x p table what the model declares (models.*.words_per_pair), plus for p <= ONEHOT_MAX_P
     the RowIndexes' one-hot matrices. Its calibration against measured peaks: bench/results/README.md.
     """
     p = cfg.p
     n_snaps = cfg.snapshots + (cfg.snapshot_at.count(",") + 1 if cfg.snapshot_at else 0)     # at most
     snapshot_words = n_snaps * n_params(cfg) * (0.5 if cfg.snapshot_dtype == "float16" else 1)
-    fixed = 8 * n_params(cfg) + n_recorded(cfg) * len(metric_names(cfg)) + snapshot_words
+    fixed = 8 * n_params(cfg) + state_words(cfg, n_params(cfg)) + n_recorded(cfg) * len(metric_names(cfg)) + snapshot_words
     per_pair = model_class(cfg.model).words_per_pair(cfg)
     if p <= ONEHOT_MAX_P:
         per_pair += 2 * p

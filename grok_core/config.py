@@ -37,7 +37,8 @@ SNAPSHOT_DTYPES = ("float32", "float16")
 PER_RUN_FIELDS = ("fn", "split", "split_param", "frac_train", "split_seed", "init_seed",
                   "embed_init", "lr", "wd", "output_scale", "label_transform", "param_mask",
                   "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed", "keep_fraction",
-                  "ticket_base", "ticket_step", "init_rescale")
+                  "ticket_base", "ticket_step", "init_rescale", "grokfast_alpha",
+                  "grokfast_lamb")
 
 # Beyond any device's memory (the p*p table), and it keeps the primality test below fast.
 P_MAX = 2 ** 31 - 1
@@ -230,11 +231,20 @@ class RunConfig(HashedConfig):
     ticket_base: str = ""
     ticket_step: int = 0
     init_rescale: str = "none"
+    # the Grokfast filters (grad_transform grokfast_ema / grokfast_ma; Lee et al. 2024): the EMA's alpha, the
+    # amplification lambda of either, the moving average's window in steps
+    grokfast_alpha: float = 0.98
+    grokfast_lamb: float = 2.0
+    grokfast_window: int = 100
+    # Muon (optimizer muon): the hidden matrices' learning rate and Nesterov momentum; lr is the AdamW part's
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
                     "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre",
                     "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed", "snapshot_at",
-                    "keep_fraction", "ticket_base", "ticket_step", "init_rescale")
+                    "keep_fraction", "ticket_base", "ticket_step", "init_rescale", "grokfast_alpha", "grokfast_lamb",
+                    "grokfast_window", "muon_lr", "muon_momentum")
 
     def __post_init__(self):
         self._store_declared_types()
@@ -292,6 +302,7 @@ class RunConfig(HashedConfig):
             if getattr(self, name) and self.stop_acc == 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed with stop_acc=0 (no stop rule); "
                                  "set stop_acc in (0, 1] or leave it at 0")
+        self._check_members()
         for name in ("n_layers", "d_model", "n_heads", "n_steps", "record_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 1")
@@ -348,6 +359,34 @@ class RunConfig(HashedConfig):
         if self.param_mask == "none" and self.init_rescale == "none" and self.keep_fraction != 1:
             raise ValueError(f"keep_fraction={self.keep_fraction!r} is not allowed without a mask or an init rescale; "
                              "leave it 1")
+
+    def _check_members(self):
+        """The Grokfast and Muon settings: in range, and set only for the member that reads them (else two keys
+        would name one run)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        owners = {"grokfast_alpha": ("grad_transform", ("grokfast_ema",)),
+                  "grokfast_lamb": ("grad_transform", ("grokfast_ema", "grokfast_ma")),
+                  "grokfast_window": ("grad_transform", ("grokfast_ma",)),
+                  "muon_lr": ("optimizer", ("muon",)), "muon_momentum": ("optimizer", ("muon",))}
+        for name, (field, members) in owners.items():
+            if getattr(self, name) != defaults[name] and getattr(self, field) not in members:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed with {field}={getattr(self, field)!r}; "
+                                 f"it sets {' / '.join(members)} only")
+        if not 0 <= self.grokfast_alpha < 1:
+            raise ValueError(f"grokfast_alpha={self.grokfast_alpha!r} is not allowed; it must lie in [0, 1)")
+        if self.grokfast_lamb < 0:
+            raise ValueError(f"grokfast_lamb={self.grokfast_lamb!r} is not allowed; it must be >= 0")
+        if self.grokfast_window < 1:
+            raise ValueError(f"grokfast_window={self.grokfast_window!r} is not allowed; it must be >= 1")
+        if self.muon_lr <= 0:
+            raise ValueError(f"muon_lr={self.muon_lr!r} is not allowed; it must be > 0")
+        if not 0 <= self.muon_momentum < 1:
+            raise ValueError(f"muon_momentum={self.muon_momentum!r} is not allowed; it must lie in [0, 1)")
+        if self.optimizer == "muon":
+            from .models import model_class
+            if not hasattr(model_class(self.model), "hidden_matrices"):
+                raise ValueError(f"optimizer='muon' is not allowed with model={self.model!r}: it names no hidden "
+                                 "weight matrices for Muon; use model='transformer'")
 
     @property
     def has_stop_rule(self) -> bool:

@@ -51,7 +51,8 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
     start = trainer.step
     t0 = time.time()
     meta = {"code_commit": code_commit(), "device": device_name(trainer.device), "torch": torch.__version__,
-            "cuda_graph": trainer.use_graph, "compiled": trainer.compiled, "batch_size": len(configs)}
+            "cuda_graph": trainer.use_graph, "compiled": trainer.compiled, "batch_size": len(configs),
+            "batch_started": round(t0, 3)}       # names the batch: its runs' wall times, which end at their stops, share it
     if start:
         meta["resumed_at_step"] = start       # wall_time_s then covers only the steps from here on
     runs = {}

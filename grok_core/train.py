@@ -11,7 +11,7 @@ One step (`_step`), for all runs together, reads top to bottom:
      code; no host sync); a measure of the gradient (needs_grad) gets its own backward pass here;
   3. backward: the gradient of the summed loss (runs never mix: it is a sum of per-run losses);
   4. gradient transform and parameter mask (grok_core.updates; none by default);
-  5. optimiser update (AdamW today), its per-step numbers read from a table made once.
+  5. optimiser update (AdamW unless the config names another), its per-step numbers read from a table made once.
 Recording changes nothing in training: a thinned run follows exactly the trajectory of a full one.
 On CUDA both kinds of step (with and without recording) are captured once as CUDA graphs and
 replayed; the eager path runs the same code, so CPU and GPU follow one formula.
@@ -40,7 +40,7 @@ from .models import build_model, model_class
 from .stopping import StopRule, check_interval
 from .store import TrainingInterrupted, resume_checkpoint, save_checkpoint
 from .tickets import initial_params
-from .updates import GRAD_TRANSFORMS, OPTIMISERS, PARAM_MASKS
+from .updates import OPTIMISERS, PARAM_MASKS, make_transform
 
 SNAPSHOT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -173,7 +173,7 @@ class Trainer:
                 else state["flat"])
         self.flat = flat.requires_grad_()
         self.buffers = {k: v.to(dev, dtype) for k, v in self.model.buffers(R).items()}
-        self.grad_transform = GRAD_TRANSFORMS[cfg.grad_transform]
+        self.grad_transform = make_transform(configs, self.flat.detach(), self.model.layout)
         masks = [PARAM_MASKS[c.param_mask] for c in configs]
         self.mask = None if all(m is None for m in masks) else torch.stack(
             [torch.ones(self.model.layout.size) if m is None else m(c, self.model) for m, c in zip(masks, configs)]
@@ -181,8 +181,8 @@ class Trainer:
         self.optimizer = OPTIMISERS[cfg.optimizer](cfg, self.flat, _per_run(configs, "lr", dtype, dev),
                                                    _per_run(configs, "wd", dtype, dev))
         if state is not None:
-            for n in self.optimizer.state_names:
-                setattr(self.optimizer, n, state[n])
+            for owner, n in self._state_owners():
+                setattr(owner, n, state[n])
             self.flat0, self.base_train, self.base_test = state["flat0"], state["base_train"], state["base_test"]
         else:
             if self.mask is not None:
@@ -265,7 +265,7 @@ class Trainer:
             self.history.index_copy_(1, self.slot.index_select(0, k), row[:, None].to(self.history.dtype))
         (grad,) = torch.autograd.grad(loss, self.flat)                                   # 3. backward
         if self.grad_transform is not None:                                              # 4. transform, mask
-            grad = self.grad_transform(grad, self.flat.detach(), self.model.layout)
+            grad = self.grad_transform(grad, self.flat.detach())
         if self.mask is not None:
             grad = grad * self.mask
         self._update_fn(self.flat, grad, self.optimizer.schedule.index_select(0, k))     # 5. update
@@ -305,8 +305,16 @@ class Trainer:
                     self._step(record)
                     self._restore_state(saved)
 
+    def _state_owners(self) -> list[tuple[object, str]]:
+        """(owner, name) of every per-run tensor the optimiser and the gradient transform keep between steps."""
+        owners = [self.optimizer] + ([self.grad_transform] if self.grad_transform is not None else [])
+        return [(o, n) for o in owners for n in o.state_names]
+
+    def _kept(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(o, n) for o, n in self._state_owners()}
+
     def _state_tensors(self) -> list[torch.Tensor]:
-        return [self.flat, *(getattr(self.optimizer, n) for n in self.optimizer.state_names), self.step_t, self.history]
+        return [self.flat, *self._kept().values(), self.step_t, self.history]
 
     def _saved_state(self) -> list[torch.Tensor]:
         return [t.detach().clone() for t in self._state_tensors()]
@@ -411,7 +419,7 @@ class Trainer:
         data = self.data.select(keep)
         state = {"flat": self.flat.detach().index_select(0, idx), "history": self.history.index_select(0, idx),
                  "snapshots": self.snaps.index_select(0, idx), **self._initial(keep, data),
-                 **{n: getattr(self.optimizer, n).index_select(0, idx) for n in self.optimizer.state_names}}
+                 **{n: t.index_select(0, idx) for n, t in self._kept().items()}}
         self._graphs = {}                   # the old graphs' memory goes before the new ones are captured
         self._build([self.rows[k] for k in keep], state, data)
 
@@ -500,7 +508,7 @@ class Trainer:
     def _checkpointed(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint holds besides the step: parameters, the optimiser's state, and the weight
         snapshots when the runs keep any (so a checkpoint without them has the same fields as before)."""
-        out = {"flat": self.flat.detach(), **{n: getattr(self.optimizer, n) for n in self.optimizer.state_names}}
+        out = {"flat": self.flat.detach(), **self._kept()}
         return out | ({"snapshots": self.snaps} if len(self.snapshot_steps) else {})
 
     def state_dict(self) -> dict:

@@ -48,6 +48,17 @@ class Transformer:
         shapes["W_U"] = (D, cfg.p)
         return shapes
 
+    @staticmethod
+    def hidden_matrices(cfg: RunConfig) -> dict[str, tuple[tuple[int, ...], int]]:
+        """The hidden weights (for Muon; embeddings and the read-out are not hidden) as the matrices they act as,
+        input by output: name -> (the order of its axes, how many of them make the rows). W_Q, W_K, W_V [h, d, e]
+        act as one d x (h e) map and W_O [h, e, d] as one (h e) x d map, as a Linear layer holds them."""
+        out = {}
+        for l in range(cfg.n_layers):
+            out |= {f"{l}.W_Q": ((1, 0, 2), 1), f"{l}.W_K": ((1, 0, 2), 1), f"{l}.W_V": ((1, 0, 2), 1),
+                    f"{l}.W_O": ((0, 1, 2), 2), f"{l}.W_in": ((0, 1), 1), f"{l}.W_out": ((0, 1), 1)}
+        return out
+
     def init_params(self, cfg: RunConfig) -> torch.Tensor:
         """One run's flat parameters: every matrix N(0, 1)/sqrt(d_model), biases zero (spec 3.2)."""
         g = torch.Generator().manual_seed(cfg.init_seed)

@@ -1,0 +1,126 @@
+"""The race chapter's logic on made-up runs: device-seconds shared by the runs still training, the tuning choice,
+bad settings refused in one line, and each claim of the verdict's rule flipped by a change of its numbers."""
+import copy
+from types import SimpleNamespace
+
+import pytest
+
+from grok_core.chapters import race, setup
+from grok_core.config import RunConfig
+
+S_QUICK = setup("race", "quick", {})[0]
+
+
+def fake(key, wall, started=1.0, device="NVIDIA H200", held=None, stopped=None, cfg=None):
+    meta = {"wall_time_s": wall, "batch_started": started, "device": device, "stop_held": held, "stopped_at": stopped}
+    return SimpleNamespace(key=key, meta=meta, config=cfg or RunConfig(n_steps=1000))
+
+
+def test_device_seconds_are_shared_by_the_runs_still_training():
+    """A batch of three: runs end at 2, 5 and 11 s; another batch (other start) of one run of 4 s."""
+    runs = [fake("a", 2.0), fake("b", 5.0), fake("c", 11.0), fake("d", 4.0, started=9.0)]
+    got = race.device_seconds(runs)
+    assert got == pytest.approx({"a": 2 / 3, "b": 2 / 3 + 3 / 2, "c": 2 / 3 + 3 / 2 + 6, "d": 4.0}, rel=1e-12)
+    assert sum(got[k] for k in "abc") == pytest.approx(11.0, rel=1e-12)          # the batch's wall time, whole
+
+
+def test_the_choice_takes_the_lowest_median_with_a_miss_at_the_budget():
+    S = copy.deepcopy(S_QUICK) | {"adamw_wds": [0.3, 1.0]}
+    points = race.grid(S, "adamw")
+    steps = {0: [100, None], 1: [300, 250]}            # medians: (100 + budget) / 2 = 250 and 275
+    runs = []
+    for k, g in enumerate(points):
+        for c, s in zip(race._configs(S, g, race.tune_seeds(S)), steps[k]):
+            runs.append(fake(c.key(), 1.0, held=None if s is None else [s, s + 20], cfg=c))
+    others = [c for m in race.METHODS if m != "adamw" for g in race.grid(S, m) for c in race._configs(S, g, race.tune_seeds(S))]
+    runs += [fake(c.key(), 1.0, cfg=c) for c in others]
+    assert race.choose(S, runs)["adamw"] == points[0]
+    runs[0].meta["stop_held"] = [300, 320]             # point 0 now (300 + 400) / 2 = 350 > 275
+    assert race.choose(S, runs)["adamw"] == points[1]
+
+
+@pytest.mark.parametrize("given, match", [
+    (dict(lrs="0,1e-3"), r"lrs=\[0\.0, 0\.001\] is not allowed; learning rates must be > 0"),
+    (dict(grokfast_lambs=[-1.0]), r"grokfast_lambs=\[-1\.0\] is not allowed; the values must be >= 0"),
+    (dict(tune_offset=2), r"tune_offset=2 is not allowed; it must be an integer >= 3"),
+    (dict(stop_acc=0.0), r"stop_acc=0\.0 is not allowed; the race needs a stop rule"),
+    (dict(ema_alpha=1.0), r"grokfast_alpha=1\.0 is not allowed"),
+    (dict(probe="yes"), r"probe='yes' is not allowed"),
+])
+def test_bad_settings_are_refused_in_one_line(given, match):
+    with pytest.raises(ValueError, match=match) as err:
+        setup("race", "quick", given)
+    assert "\n" not in str(err.value)
+
+
+def test_the_paper_profile_races_32_seeds_after_the_stated_grid():
+    S, configs = setup("race", "paper", {})
+    assert S["n_seeds"] >= 32 and (S["p"], S["frac_train"], S["d_model"], S["n_heads"]) == (97, 0.3, 128, 4)
+    assert {len(race.grid(S, m)) for m in race.METHODS} == {4, 6} and len(race.tuning_configs(S)) == 26 * 8
+    rows = race.race_settings(S, {m: race.grid(S, m)[0] for m in race.METHODS})
+    assert len(rows) == 10 and all(c.stop_acc == 0.95 and c.stop_hold == 200 for c in race.tuning_configs(S))
+    seeds = {c.init_seed for c in race.race_configs(S, {m: race.grid(S, m)[0] for m in race.METHODS})}
+    assert seeds == set(range(32)) and not seeds & {c.init_seed for c in race.tuning_configs(S)}
+
+
+# -- the verdict's claims, each flipped ------------------------------------------------------------------------------
+def row(name, grokked, median, runs=32, device="NVIDIA H200", s_per=0.1, steps=None):
+    return {"stage": "race", "row": name, "runs": runs, "grokked": grokked, "share": grokked / runs, "median": median,
+            "grok_steps": steps if steps is not None else [median] * grokked + [None] * (runs - grokked),
+            "device": device, "s_per_grokked": s_per}
+
+
+def holding() -> list[dict]:
+    """Race rows under which every claim holds."""
+    return [row("paper AdamW", 32, 6000, s_per=0.4), row("AdamW (tuned)", 32, 3000),
+            row("Grokfast EMA (tuned)", 32, 100, s_per=0.04), row("Grokfast MA (tuned)", 32, 2000),
+            row("Muon (tuned)", 32, 4000), row("StableMax (tuned)", 20, 9000), row("⊥AdamW (tuned)", 16, 9000),
+            row("probe λ2 lr 3e-3", 31, 2000), row("probe λ2 lr 1e-3", 20, 7000, steps=[5000] * 14 + [7000] * 6 + [None] * 12),
+            row("probe λ5 lr 1e-3", 32, 4000)]
+
+
+def _set(rows, name, **change):
+    out = copy.deepcopy(rows)
+    for r in out:
+        if r["row"] == name:
+            r.update(change)
+            if "grokked" in change:
+                r["share"] = r["grokked"] / r["runs"]
+    return out
+
+
+FLIPS = {
+    "probe λ2 lr 3e-3": [dict(median=2400), dict(grokked=28)],
+    "probe λ2 lr 1e-3": [dict(grok_steps=[5000] * 16 + [None] * 16)],
+    "probe λ5 lr 1e-3": [dict(median=3400)],
+    "Grokfast ×50": [dict(row="Grokfast EMA (tuned)", median=130)],
+    "Grokfast MA faster": [dict(row="Grokfast MA (tuned)", grokked=30)],
+    "Muon a third faster": [dict(row="Muon (tuned)", median=4600)],
+    "Muon's lead vanishes against tuned AdamW": [dict(row="Muon (tuned)", median=2600)],
+    "StableMax groks": [dict(row="StableMax (tuned)", grokked=15)],
+    "⊥AdamW groks": [dict(row="⊥AdamW (tuned)", grokked=15)],
+    "≤ 0.5 GPU-s per grokked seed, paper AdamW": [dict(row="paper AdamW", s_per_grokked=0.6)],
+    "≤ 0.05 GPU-s per grokked seed, best method": [dict(row="Grokfast EMA (tuned)", s_per_grokked=0.06)],
+}
+
+
+def test_every_claim_holds_on_the_holding_rows_and_the_verdict_is_reproduced():
+    F = race.findings(holding())
+    assert set(F) == set(FLIPS) and all(F.values()) and race.verdict(F) == "reproduced"
+
+
+@pytest.mark.parametrize("claim", FLIPS)
+def test_each_claim_flips(claim):
+    for change in FLIPS[claim]:
+        change = dict(change)
+        name = change.pop("row", claim)
+        F = race.findings(_set(holding(), name, **change))
+        assert [k for k, v in F.items() if not v] == [claim], change
+
+
+def test_the_gpu_targets_are_not_tested_on_a_cpu_and_missing_rows_are_not_tested():
+    rows = [dict(r, device="cpu (x86_64, 2 threads)") for r in holding()]
+    assert not {k for k in race.findings(rows) if "GPU-s" in k}
+    assert race.findings([r for r in holding() if not r["row"].startswith("probe")]).keys() == \
+        set(FLIPS) - {k for k in FLIPS if k.startswith("probe")}
+    assert race.verdict({"a": True, "b": False}) == "partly reproduced"
