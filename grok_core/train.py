@@ -52,12 +52,16 @@ def recorded_steps(cfg: RunConfig) -> torch.Tensor:
 
 def snapshot_steps(cfg: RunConfig) -> torch.Tensor:
     """The steps whose weights are stored (before that step's update; n_steps means the final weights):
-    0 and up to cfg.snapshots - 1 more, log-spaced up to n_steps, duplicates dropped."""
-    if cfg.snapshots == 0:
-        return torch.zeros(0, dtype=torch.long)
-    logs = torch.logspace(0, math.log10(cfg.n_steps), max(cfg.snapshots - 1, 1), dtype=torch.float64)
-    steps = torch.cat([torch.zeros(1, dtype=torch.long), logs.round().long()])
-    return torch.unique(steps.clamp(max=cfg.n_steps))[:cfg.snapshots]
+    0 and up to cfg.snapshots - 1 more, log-spaced up to n_steps, duplicates dropped; with snapshot_every, also
+    every multiple of it up to n_steps."""
+    steps = torch.zeros(0, dtype=torch.long)
+    if cfg.snapshots:
+        logs = torch.logspace(0, math.log10(cfg.n_steps), max(cfg.snapshots - 1, 1), dtype=torch.float64)
+        steps = torch.cat([torch.zeros(1, dtype=torch.long), logs.round().long()])
+        steps = torch.unique(steps.clamp(max=cfg.n_steps))[:cfg.snapshots]
+    if cfg.snapshot_every:
+        steps = torch.unique(torch.cat([steps, torch.arange(0, cfg.n_steps + 1, cfg.snapshot_every)]))
+    return steps
 
 
 def metric_names(cfg: RunConfig) -> tuple[str, ...]:
@@ -235,7 +239,7 @@ class Trainer:
         LA = (torch.stack([sample_loss, correct], -1)[..., None] * d.row_parts[..., None, :]).sum(1)
         LA = LA / d.part_div[:, None]
         ctx = MeasureContext(self.cfg, self.model, w, flat.detach(), LA[:, 0], LA[:, 1], train_logits,
-                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0)
+                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0, d.train_idx)
         return torch.stack([MEASURES[n].fn(ctx) for n in names], -1)
 
     def _forward(self, flat: torch.Tensor, record: bool):
