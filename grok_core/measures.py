@@ -413,13 +413,16 @@ def local_complexity(ctx, part: str) -> torch.Tensor:
     from .internals import embedded, forward
     model, cfg = _transformer(ctx), ctx.cfg
     picked = [lc.point_rows(rows, cfg.p)[part == "test"] for rows in _real_rows(ctx)]
-    n = min(len(r) for r in picked)
-    x = embedded(cfg, ctx.w, torch.stack([r[:n] for r in picked])).flatten(2)          # [run, n, 3d]
-    R, _, D = x.shape
-    r = lc.RADIUS * x.norm(dim=-1).mean(-1)
-    q = lc.frame(D, dtype=x.dtype, device=x.device)
-    count = lc.sign_changes(lambda v: forward(cfg, model.act, ctx.w, v.reshape(R, -1, 3, D // 3))[0], x, q, r)
-    return count.to(ctx.flat.dtype).mean(-1)
+
+    def mean_count(w, rows):
+        x = embedded(cfg, w, rows).flatten(2)                                          # [run, n, 3d]
+        R, _, D = x.shape
+        q = lc.frame(D, dtype=x.dtype, device=x.device)
+        pre = lambda v: forward(cfg, model.act, w, v.reshape(R, -1, 3, D // 3))[0]
+        return lc.sign_changes(pre, x, q, lc.RADIUS * x.norm(dim=-1).mean(-1)).to(ctx.flat.dtype).mean(-1)
+    if len({len(r) for r in picked}) == 1:                  # one point count (a run's snapshots): all at once
+        return mean_count(ctx.w, torch.stack(picked))
+    return torch.cat([mean_count({k: v[i:i + 1] for k, v in ctx.w.items()}, r[None]) for i, r in enumerate(picked)])
 
 
 register("local_complexity_train", default=False, embedding=True)(lambda ctx: local_complexity(ctx, "train"))

@@ -248,9 +248,9 @@ def measure_claims(S, runs, rows, name, clock_pred=None) -> dict:
     out["lopo_error"] = cr.leave_one_group_out_error(np.log(np.maximum(pred[g], 1)), np.log(time[g]),
                                                       np.array([r["p"] for r in rs])[g])
     if name != "clock":
-        within = [_within(w, r, name) for w, r in zip(ws, rs) if r["t_grok"] is not None]
-        out["tracking"] = float(np.nanmedian([abs(a) for a, _ in within])) if within else None
-        out["tracking_diff"] = float(np.nanmedian([abs(b) for _, b in within])) if within else None
+        within = np.abs([_within(w, r, name) for w, r in zip(ws, rs) if r["t_grok"] is not None]).reshape(-1, 2)
+        out["tracking"], out["tracking_diff"] = (float(np.median(c[np.isfinite(c)])) if np.isfinite(c).any() else None
+                                                 for c in within.T)
     out["warning"] = [early_warning(ws, rs, name, h) for h in S["horizons"]]
     out["predicts"] = predicts(out)
     return out
