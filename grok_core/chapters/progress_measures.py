@@ -115,7 +115,7 @@ def _resolved(profile):
     return _key(setup("progress_measures", profile, {})[0])
 
 
-COMMAND = "python -m grok_core.programme run --compile --chapters progress_measures"
+COMMAND = "python -m grok_core.programme run --chapters progress_measures"   # --compile changes nothing here
 
 
 def missing_records(S) -> str | None:
@@ -374,3 +374,28 @@ def table_rows(settings: list[dict]) -> list[list[str]]:
                      " / ".join(_f(w["auroc"]) for w in s["warning"]),
                      " / ".join(_f(w["remaining_error"]) for w in s["warning"]), "yes" if s["predicts"] else "no"])
     return rows
+
+
+# -- what the figures show ------------------------------------------------------------------------------------
+FIGURE_MEASURES = ("med", "weight_norm", "restricted_loss", "circuit_share", "fourier_gini", "local_complexity_train",
+                   "llc")
+
+
+def example_rows(rows: list[dict], n: int = 4) -> list[dict]:
+    """n grokked runs for Figure A: one per p where there are enough, the median delay of each p's grokked runs."""
+    grokked = [r for r in rows if r["t_grok"] is not None and r["t_mem"] is not None]
+    out = []
+    for p in sorted({r["p"] for r in grokked}):
+        rs = sorted((r for r in grokked if r["p"] == p), key=lambda r: r["t_grok"] - r["t_mem"])
+        out.append(rs[len(rs) // 2])
+    rest = [r for r in grokked if r not in out]
+    return (out + rest)[:n]
+
+
+def aligned(run, row: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(step - t_grok, the measure z-scored over the run's snapshots) for Figure A."""
+    steps, v = progress.measure_series(run, name)
+    keep = np.isfinite(v)
+    s, v = steps[keep], v[keep]
+    sd = v.std()
+    return s - row["t_grok"], (v - v.mean()) / (sd if sd > 0 else 1.0)
