@@ -212,6 +212,7 @@ class RunConfig(HashedConfig):
     # grok_core.measures.MEASURES) and `snapshots` log-spaced weight snapshots stored with the run
     measures: str = ""
     snapshots: int = 0
+    snapshot_every: int = 0           # also a snapshot at every multiple of this step (0: the log-spaced ones only)
     snapshot_dtype: str = "float32"   # float32 | float16
     # the float type of the per-sample loss, in bits: 16 | 32 (the training dtype, float32) | 64; loss='ce64'
     # is ce in float64 by itself and takes only 32 here (grok_core.losses.loss_dtype)
@@ -241,7 +242,8 @@ class RunConfig(HashedConfig):
     muon_momentum: float = 0.95
 
     LATER_FIELDS = ("optimizer", "grad_transform", "param_mask", "output_scale", "label_transform",
-                    "measures", "snapshots", "snapshot_dtype", "loss_precision", "adam_eps", "output_centre",
+                    "measures", "snapshots", "snapshot_every", "snapshot_dtype", "loss_precision", "adam_eps",
+                    "output_centre",
                     "stop_acc", "stop_hold", "stop_after", "corrupt_share", "corrupt_seed", "snapshot_at",
                     "keep_fraction", "ticket_base", "ticket_step", "init_rescale", "grokfast_alpha", "grokfast_lamb",
                     "grokfast_window", "muon_lr", "muon_momentum")
@@ -293,7 +295,8 @@ class RunConfig(HashedConfig):
             raise ValueError(f"split_param={self.split_param!r} ({name} of the {self.split} split) is not allowed; "
                              f"it must lie in 0..p-2 = 0..{self.p - 2}")
         for name in ("operand_offset", "split_seed", "init_seed", "record_dense", "warmup_steps", "wd", "snapshots",
-                     "stop_hold", "stop_after", "corrupt_seed", "ticket_step"):
+                     "stop_hold", "stop_after", "corrupt_seed", "ticket_step",
+                     "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
         if not 0 <= self.stop_acc <= 1:

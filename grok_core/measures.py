@@ -8,7 +8,7 @@ differences (tokens 0..p-2, no wrap-around), kept as `med_reference`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -71,8 +71,10 @@ class MeasureContext:
     logits [run, n, p] (in the training dtype, as the loss sees them), their labels [run, n] and a 0/1 [run, n]
     marking the real rows (the rest pad), and, only when a recorded measure asks (needs_grad), the gradient
     of each run's mean train loss [run, n_params] before any gradient transform or mask, and the runs'
-    initial parameters [run, n_params] when a recorded measure asks (needs_init), and the task's own labels of the
-    train rows [run, n] (train_truth; they differ from train_labels where a label transform changed them)."""
+    initial parameters [run, n_params] when a recorded measure asks (needs_init); the task's own labels of the
+    train rows [run, n] (train_truth; they differ from train_labels where a label transform changed them);
+    train_idx [run, n] names the train rows' places in the p x p table (x * p + y), and cache holds what
+    several measures of one step share."""
     cfg: object
     model: object
     w: dict
@@ -85,6 +87,8 @@ class MeasureContext:
     grad: torch.Tensor | None = None
     flat0: torch.Tensor | None = None
     train_truth: torch.Tensor | None = None
+    train_idx: torch.Tensor | None = None
+    cache: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -345,3 +349,155 @@ def _corrupted_rule_acc(ctx):
 def _clean_acc(ctx):
     """Accuracy on the clean train rows (label equal to the task's)."""
     return _share_of(ctx, ~_corrupted(ctx), ctx.train_logits.argmax(-1) == ctx.train_labels)
+# -- candidate progress measures (the progress_measures chapter), recorded only for runs that ask for them -------
+# Each reads the weights of its own step and test *inputs* at most, never test labels: the losses below are on the
+# train rows. The ones that look inside the model need the transformer (grok_core.internals).
+BLOCKS = {"embed": ("W_E", "W_pos"), "attn": ("W_Q", "W_K", "W_V", "W_O"), "mlp": ("W_in", "b_in", "W_out", "b_out"),
+          "unembed": ("W_U",)}
+
+
+def block_norm(w: dict, block: str) -> torch.Tensor:
+    """L2 norm of the named parameter tensors of one block (BLOCKS; layer prefixes ignored), [run]."""
+    parts = [v.flatten(1) for k, v in w.items() if k.split(".")[-1] in BLOCKS[block]]
+    return torch.cat(parts, 1).norm(dim=-1)
+
+
+def _transformer(ctx):
+    if ctx.cfg.model != "transformer":
+        raise ValueError(f"model={ctx.cfg.model!r} is not allowed for this measure; it reads the transformer's "
+                         "internals")
+    return ctx.model
+
+
+def _internal_table(ctx):
+    """(MLP post-activations, logits) on the whole p x p table, computed once per step."""
+    if "table" not in ctx.cache:
+        from .internals import table
+        ctx.cache["table"] = table(ctx.cfg, _transformer(ctx).act, ctx.w)
+    return ctx.cache["table"]
+
+
+def _nan(ctx) -> torch.Tensor:
+    return torch.full(ctx.flat.shape[:1], torch.nan, dtype=ctx.flat.dtype, device=ctx.flat.device)
+
+
+def circuit_losses(ctx, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(restricted, excluded) train loss [run] of the logits with only / without the circuit of the key frequencies
+    keys [run, K]; NaN for a task without a Fourier circuit (fourier.CIRCUIT_SIGN)."""
+    from .fourier import CIRCUIT_SIGN, circuit_parts, table_loss
+    sign = CIRCUIT_SIGN.get(ctx.cfg.fn)
+    if sign is None:
+        return _nan(ctx), _nan(ctx)
+    restricted, excluded = circuit_parts(_internal_table(ctx)[1], keys, sign)
+    rows, labels, real = ctx.train_idx, ctx.train_labels, ctx.train_real.double()
+    return table_loss(restricted, labels, rows, real), table_loss(excluded, labels, rows, real)
+
+
+def online_keys(ctx) -> torch.Tensor:
+    """[run, K] the key frequencies of this step's weights alone (fourier.key_frequencies)."""
+    if "keys" not in ctx.cache:
+        from .fourier import key_frequencies
+        ctx.cache["keys"] = key_frequencies(_internal_table(ctx)[0])
+    return ctx.cache["keys"]
+
+
+@register("med_sum", default=False, embedding=True)
+def _med_sum(ctx):
+    """The figures' MED: the p distances summed, not averaged (a fixed multiple of MED at each p)."""
+    return med(ctx.w["W_E"], ctx.cfg.p, normalize="sum")
+
+
+for _block in BLOCKS:
+    register(f"weight_norm_{_block}", default=False)(lambda ctx, b=_block: block_norm(ctx.w, b))
+
+
+@register("fourier_gini", default=False, embedding=True)
+def _fourier_gini(ctx):
+    """Gini of W_E's per-frequency norms over the operand tokens: 0 when flat, near 1 when a few frequencies hold it."""
+    from .fourier import embedding_gini
+    return embedding_gini(_operand_embeddings(ctx)).to(ctx.flat.dtype)
+
+
+@register("fourier_ipr", default=False, embedding=True)
+def _fourier_ipr(ctx):
+    """IPR over frequencies of each embedding direction, averaged: 1 when each is one pure frequency."""
+    from .fourier import embedding_ipr
+    return embedding_ipr(_operand_embeddings(ctx)).to(ctx.flat.dtype)
+
+
+@register("circuit_share", default=False, embedding=True)
+def _circuit_share(ctx):
+    """Share of the logit table's energy on the task's circuit coefficients ((k, k) for x + y); NaN without one."""
+    from .fourier import CIRCUIT_SIGN, circuit_share
+    sign = CIRCUIT_SIGN.get(ctx.cfg.fn)
+    return _nan(ctx) if sign is None else circuit_share(_internal_table(ctx)[1], sign).to(ctx.flat.dtype)
+
+
+@register("key_frequencies", default=False, embedding=True)
+def _key_frequencies(ctx):
+    """How many key frequencies this step's MLP has."""
+    return online_keys(ctx).sum(-1).to(ctx.flat.dtype)
+
+
+@register("restricted_loss", default=False, embedding=True)
+def _restricted_loss(ctx):
+    """Train loss of the logits kept to the constant and the circuit of this step's own key frequencies."""
+    return circuit_losses(ctx, online_keys(ctx))[0].to(ctx.flat.dtype)
+
+
+@register("excluded_loss", default=False, embedding=True)
+def _excluded_loss(ctx):
+    """Train loss of the logits less the circuit of this step's own key frequencies."""
+    return circuit_losses(ctx, online_keys(ctx))[1].to(ctx.flat.dtype)
+
+
+@register("qk_eff_rank", default=False)
+def _qk_eff_rank(ctx):
+    """Effective rank of W_Q W_Kᵀ, averaged over heads (first layer)."""
+    from .internals import qk_effective_rank
+    _transformer(ctx)
+    return qk_effective_rank(ctx.w).to(ctx.flat.dtype)
+
+
+def _real_rows(ctx) -> list[torch.Tensor]:
+    return [rows[real > 0] for rows, real in zip(ctx.train_idx, ctx.train_real)]
+
+
+def local_complexity(ctx, part: str) -> torch.Tensor:
+    """Mean count of MLP neurons (last layer, at '=') whose sign changes over the cross-polytope around each of up
+    to N_POINTS train or held-out inputs (grok_core.local_complexity), [run]."""
+    from . import local_complexity as lc
+    from .internals import embedded, forward
+    model, cfg = _transformer(ctx), ctx.cfg
+    picked = [lc.point_rows(rows, cfg.p)[part == "test"] for rows in _real_rows(ctx)]
+
+    def mean_count(w, rows):
+        x = embedded(cfg, w, rows).flatten(2)                                          # [run, n, 3d]
+        R, _, D = x.shape
+        q = lc.frame(D, dtype=x.dtype, device=x.device)
+        pre = lambda v: forward(cfg, model.act, w, v.reshape(R, -1, 3, D // 3))[0]
+        return lc.sign_changes(pre, x, q, lc.RADIUS * x.norm(dim=-1).mean(-1)).to(ctx.flat.dtype).mean(-1)
+    if len({len(r) for r in picked}) == 1:                  # one point count (a run's snapshots): all at once
+        return mean_count(ctx.w, torch.stack(picked))
+    return torch.cat([mean_count({k: v[i:i + 1] for k, v in ctx.w.items()}, r[None]) for i, r in enumerate(picked)])
+
+
+register("local_complexity_train", default=False, embedding=True)(lambda ctx: local_complexity(ctx, "train"))
+register("local_complexity_test", default=False, embedding=True)(lambda ctx: local_complexity(ctx, "test"))
+
+
+@register("llc", default=False, embedding=True)
+def _llc(ctx):
+    """Local learning coefficient of the train loss at this step's weights, by SGLD (grok_core.llc)."""
+    from .fourier import table_loss
+    from .internals import embedded, forward
+    from .llc import sgld_llc
+    model, cfg = _transformer(ctx), ctx.cfg
+    rows, labels, real = ctx.train_idx, ctx.train_labels, ctx.train_real
+
+    def loss(flat):
+        w = model.layout.views(flat)
+        logits = forward(cfg, model.act, w, embedded(cfg, w, rows))[1]
+        nll = -torch.log_softmax(logits, -1).gather(-1, labels[..., None]).squeeze(-1)
+        return (nll * real).sum(-1) / real.sum(-1)
+    return sgld_llc(loss, ctx.flat, real.sum(-1))

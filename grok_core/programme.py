@@ -63,7 +63,8 @@ def main(argv=None):
                                              "torchrun, its processes share the batches (README, GPU section).")
     ap.add_argument("action", choices=["list", "run", "manifest"],
                     help="list: the batches run would train; run: train them; manifest: write results/manifest.csv")
-    ap.add_argument("--chapters", default=",".join(names("run_configs")), help="comma list of chapters (default: all)")
+    trains = [n for n in names() if n in names("run_configs") or n in names("extra_training")]
+    ap.add_argument("--chapters", default=",".join(trains), help="comma list of chapters (default: all that train)")
     ap.add_argument("--max-batch", type=int, default=128, help="most runs trained together")
     ap.add_argument("--compile", action="store_true", help="torch.compile the step (recorded in each run's meta)")
     ap.add_argument("--ckpt-every", type=int, default=2000, help="steps between checkpoints")

@@ -53,14 +53,16 @@ def recorded_steps(cfg: RunConfig) -> torch.Tensor:
 
 def snapshot_steps(cfg: RunConfig) -> torch.Tensor:
     """The steps whose weights are stored (before that step's update; n_steps means the final weights):
-    0 and up to cfg.snapshots - 1 more, log-spaced up to n_steps, duplicates dropped; and the steps of
-    cfg.snapshot_at, merged in order."""
-    at = torch.tensor([int(s) for s in cfg.snapshot_at.split(",")] if cfg.snapshot_at else [], dtype=torch.long)
-    if cfg.snapshots == 0:
-        return at
-    logs = torch.logspace(0, math.log10(cfg.n_steps), max(cfg.snapshots - 1, 1), dtype=torch.float64)
-    steps = torch.cat([torch.zeros(1, dtype=torch.long), logs.round().long()])
-    return torch.unique(torch.cat([torch.unique(steps.clamp(max=cfg.n_steps))[:cfg.snapshots], at]))
+    0 and up to cfg.snapshots - 1 more, log-spaced up to n_steps, duplicates dropped; with snapshot_every, also
+    every multiple of it up to n_steps; and the steps of cfg.snapshot_at, merged in order."""
+    steps = torch.tensor([int(s) for s in cfg.snapshot_at.split(",")] if cfg.snapshot_at else [], dtype=torch.long)
+    if cfg.snapshots:
+        logs = torch.logspace(0, math.log10(cfg.n_steps), max(cfg.snapshots - 1, 1), dtype=torch.float64)
+        logs = torch.cat([torch.zeros(1, dtype=torch.long), logs.round().long()])
+        steps = torch.cat([steps, torch.unique(logs.clamp(max=cfg.n_steps))[:cfg.snapshots]])
+    if cfg.snapshot_every:
+        steps = torch.cat([steps, torch.arange(0, cfg.n_steps + 1, cfg.snapshot_every)])
+    return torch.unique(steps)
 
 
 def metric_names(cfg: RunConfig) -> tuple[str, ...]:
@@ -239,7 +241,8 @@ class Trainer:
         LA = (torch.stack([sample_loss, correct], -1)[..., None] * d.row_parts[..., None, :]).sum(1)
         LA = LA / d.part_div[:, None]
         ctx = MeasureContext(self.cfg, self.model, w, flat.detach(), LA[:, 0], LA[:, 1], train_logits,
-                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0, d.train_truth)
+                             d.train_labels, (d.train_w > 0).to(sample_loss.dtype), grad, self.flat0, d.train_truth,
+                             d.train_idx)
         return torch.stack([MEASURES[n].fn(ctx) for n in names], -1)
 
     def _forward(self, flat: torch.Tensor, record: bool):

@@ -71,7 +71,8 @@ def test_manifest_lists_every_stored_run_as_stored():
 def test_committed_results_stay_within_100_mb():
     """The repository's budget for stored results: the manifest's runs plus the ResNet runs (100 MB; the one run
     with weight snapshots, for the theory chapter's embedding figure, takes 14 MB of it)."""
-    entries = [STORE.entry(r["key"]) for r in _manifest()] + list((REPO_ROOT / "results" / "resnet-runs").glob("*"))
+    entries = [STORE.entry(r["key"]) for r in _manifest()] + list((REPO_ROOT / "results" / "resnet-runs").glob("*")) + [
+        REPO_ROOT / "results" / d for d in ("progress-runs", "progress-measures")]
     total = sum(f.stat().st_size for d in entries for f in d.rglob("*") if f.is_file())
     assert total <= 100 * 2 ** 20, f"stored results take {total / 2 ** 20:.1f} MB"
 
