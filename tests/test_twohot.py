@@ -66,6 +66,17 @@ def setting(part, loss="ce", bits=32, transform="none", wd=0.0, frac=0.4, grok=(
             "peak_nlm": list(peak), "sc_50_at": list(sc50)}
 
 
+def test_the_precision_text_names_the_gpu_sum_only_for_equal_collapse_on_a_gpu():
+    from types import SimpleNamespace
+    prec = [setting("precision", bits=16, sc50=(300, 300)), setting("precision", bits=32, sc50=(300, 300)),
+            setting("precision", bits=64, sc50=(700, 700))]
+    gpu, cpu = [SimpleNamespace(meta={"device": "NVIDIA H200"})], [SimpleNamespace(meta={"device": "cpu (x86_64)"})]
+    assert "median SC 50 % step 300 / 300 / 700" in chapter.precision_text(prec, gpu)
+    assert "CUDA" in chapter.precision_text(prec, gpu) and "CUDA" not in chapter.precision_text(prec, cpu)
+    prec[0] = setting("precision", bits=16, sc50=(200, 200))                   # float16 sooner: nothing to explain
+    assert "CUDA" not in chapter.precision_text(prec, gpu)
+
+
 def test_each_claim_of_the_rule_is_flipped_by_its_numbers():
     base = [setting("fig1"), setting("fig1", bits=64, sc50=(500, 500)),
             setting("fig1", loss="stablemax", grok=(10, 20)), setting("fig1", loss="stablemax", bits=64, grok=(10, None)),
@@ -80,5 +91,6 @@ def test_each_claim_of_the_rule_is_flipped_by_its_numbers():
     prec = [setting("precision", bits=b, late=(a, a)) for b, a in ((16, 0.1), (32, 0.2), (64, 0.3))]
     assert chapter.findings(base + prec)["precision"]
     assert not chapter.findings(base + prec[:2] + [setting("precision", bits=64, late=(0.15, 0.15))])["precision"]
+    assert chapter.findings(base + prec[:2] + [setting("precision", bits=64, late=(0.195, 0.195))])["precision"]  # noise
     assert "precision" not in chapter.findings(base + prec[:1])                 # one precision: not tested
     assert chapter.verdict({"a": True, "b": False}) == "partly reproduced"
