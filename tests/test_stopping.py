@@ -339,5 +339,10 @@ def test_a_stopped_run_lost_from_the_store_before_the_resume_is_trained_again(st
     shutil.rmtree(store.entry(first.key()))
     runs = load_or_train(cfgs, store=store, progress=False)
     assert [r.key for r in runs] == [c.key() for c in cfgs]
+    again = store.get(first)
+    assert again.meta["stopped_at"] == kept.meta["stopped_at"]
+    # trained again beside the three others from their checkpoint, not beside the batch it first stopped in: the
+    # float32 products then round differently (1e-5 relative after 160 steps on some CPUs, 0 on others); a wrong
+    # resume (another step, other weights) moves the losses by far more than 1e-3
     for k, v in kept.history.items():
-        np.testing.assert_array_equal(store.get(first).history[k], v, err_msg=k)
+        np.testing.assert_allclose(again.history[k], v, rtol=1e-3, atol=1e-6, err_msg=k)
