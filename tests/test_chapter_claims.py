@@ -87,8 +87,10 @@ def names_with_runs(chapter: str) -> bool:
 
 
 @pytest.mark.slow
-def test_paper_claims_are_computed_from_the_stored_runs(paper_exports):
-    store = RunStore(REPO_ROOT / "results")
+def test_paper_claims_are_computed_from_the_stored_runs(paper_exports, monkeypatch):
+    # the committed store, also for what chapters read by themselves (Setting A's regression runs, snapshots)
+    monkeypatch.setenv("GROKBOOK_RESULTS", str(REPO_ROOT / "results"))
+    store = RunStore()
     for chapter, exported in paper_exports.items():
         if not names_with_runs(chapter):
             continue         # the ResNet runs: checked from their own store in test_results_measures.py
