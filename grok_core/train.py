@@ -57,7 +57,9 @@ def snapshot_steps(cfg: RunConfig) -> torch.Tensor:
     every multiple of it up to n_steps; and the steps of cfg.snapshot_at, merged in order."""
     steps = torch.tensor([int(s) for s in cfg.snapshot_at.split(",")] if cfg.snapshot_at else [], dtype=torch.long)
     if cfg.snapshots:
-        logs = torch.logspace(0, math.log10(cfg.n_steps), max(cfg.snapshots - 1, 1), dtype=torch.float64)
+        more = cfg.snapshots - 1                  # one more is the final weights (logspace(..., 1) gives its start)
+        logs = (torch.logspace(0, math.log10(cfg.n_steps), more, dtype=torch.float64) if more > 1
+                else torch.full((more,), float(cfg.n_steps), dtype=torch.float64))
         logs = torch.cat([torch.zeros(1, dtype=torch.long), logs.round().long()])
         steps = torch.cat([steps, torch.unique(logs.clamp(max=cfg.n_steps))[:cfg.snapshots]])
     if cfg.snapshot_every:

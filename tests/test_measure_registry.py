@@ -45,6 +45,8 @@ def test_a_toy_measure_is_recorded_when_a_run_asks(toy):
 
 def test_snapshot_steps_are_log_spaced_and_start_at_zero():
     assert snapshot_steps(BASE.replace(n_steps=1000, snapshots=5)).tolist() == [0, 1, 10, 100, 1000]
+    assert snapshot_steps(BASE.replace(n_steps=1000, snapshots=2)).tolist() == [0, 1000]      # the final weights
+    assert snapshot_steps(BASE.replace(n_steps=1000, snapshots=1)).tolist() == [0]
     assert snapshot_steps(BASE.replace(n_steps=30, snapshots=40)).tolist()[:3] == [0, 1, 2]
     assert snapshot_steps(BASE.replace(n_steps=30, snapshots=40))[-1] == 30
     assert snapshot_steps(BASE).tolist() == []

@@ -28,7 +28,7 @@ LOSSES = ("mse", "ce")
 PROFILES = {
     # (a) the four regimes of their notebook at f = 0.5, ξ = 0.35, each for the notebook's epochs; (b) the phase
     # diagram of their wd script on a 9 x 9 grid (theirs: 17 x 17, one seed), wd 0 and 5, two seeds, 2,000 epochs;
-    # (c) pruning three of the wd-0 (coexistence) runs, whose final weights are kept as float16 snapshots (0.87 MB a
+    # (c) pruning three of the wd-0 (coexistence) runs, whose final weights are kept as float16 snapshots (0.58 MB a
     # run: the chapter's store budget, about 6 MB, allows three).
     "paper": dict(p=97, d_mlp=500, loss="mse", lr=0.01, regime_frac=0.5, regime_xi=0.35, regime_wds=[0.0, 5.0, 15.0, 20.0],
                   regime_steps=[1000, 500, 500, 5000], regime_every=10, n_seeds=4,
@@ -85,9 +85,9 @@ def _run(S: dict, k: int, **fields):
 
 def regime_configs(S: dict):
     """(a): each weight decay for its steps at regime_frac, regime_xi; the first prune_seeds runs at prune_wd keep 3
-    float16 weight snapshots (steps 0, 1 and the final weights) for (c); keeping them changes nothing in training."""
+    float16 weight snapshots (step 0 and the final weights) for (c); keeping them changes nothing in training."""
     def kept(wd, k):
-        return dict(snapshots=3, snapshot_dtype="float16") if wd == S["prune_wd"] and k < S["prune_seeds"] else {}
+        return dict(snapshots=2, snapshot_dtype="float16") if wd == S["prune_wd"] and k < S["prune_seeds"] else {}
     return [_run(S, k, frac_train=S["regime_frac"], corrupt_share=S["regime_xi"], wd=wd, n_steps=n,
                  record_every=S["regime_every"], **kept(wd, k))
             for wd, n in zip(S["regime_wds"], S["regime_steps"]) for k in range(S["n_seeds"])]
