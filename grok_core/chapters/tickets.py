@@ -18,7 +18,7 @@ from ..runner import load_or_train
 from ..store import RunStore
 from ..verdicts import ResultBox
 from .claims import late_mean, reached_text
-from .settings import as_float_list, count, flag, require, run_config
+from .settings import FULL_RECORD, as_float_list, count, flag, require, run_config
 
 PROFILES = {
     # The paper's sizes and optimiser; bases of 50,000 steps (their Fig. 1) with weights kept at the memorisation
@@ -30,8 +30,7 @@ PROFILES = {
     # p = 23, a narrower OnlyMLP at lr 3e-2 and wd 3, 60 % train, a few thousand steps, on a CPU.
     "quick": dict(p=23, d_model=128, d_mlp=32, frac_train=0.6, lr=3e-2, wd=3.0, base_steps=1500, ticket_steps=1000,
                   mem_step=50, trans_step=400, keep=0.4, sweep_keep=[0.1, 0.4], n_seeds=2, transformer=False,
-                  tf_d_model=64, tf_n_heads=4, full_split=True, snapshot_dtype="float16", record_dense=0,
-                  record_every=5),
+                  tf_d_model=64, tf_n_heads=4, full_split=True, snapshot_dtype="float16", **FULL_RECORD),
 }
 
 FACTOR = 2.0        # a ticket is "faster" when the dense base takes at least this many times its steps to 95 % test
