@@ -38,6 +38,12 @@ class ResultBox:
                 f"**Rule:** {self.rule}{foot}\n:::\n::::\n")
 
 
+def holding(F: dict) -> str:
+    """Which tested claims hold and which do not ("a, b; not holding: c"), for a result box's numbers."""
+    return ((", ".join(k for k, v in F.items() if v) or "none") + "; not holding: "
+            + (", ".join(k for k, v in F.items() if not v) or "none"))
+
+
 def by_share(hits: int, total: int, all_of: float = 1.0, some_of: float = 0.5) -> str:
     """A verdict from the share of settings where the claim holds: at least all_of of them reproduced, at
     least some_of partly, any at all (or none when total is 0) not reproduced."""

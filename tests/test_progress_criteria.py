@@ -107,20 +107,17 @@ def test_each_claim_about_med_flips_the_verdict():
 
 
 @pytest.mark.slow
-def test_the_quick_pipeline_trains_measures_and_judges_within_two_minutes(tmp_path, monkeypatch):
-    """The whole pipeline on the quick profile (8 runs, training included) on a 2-core CPU: measured 89-96 s."""
-    import time
-
+def test_the_quick_pipeline_trains_measures_and_judges(tmp_path, monkeypatch):
+    """The whole pipeline on the quick profile (8 runs, training included). Its time on a 2-core CPU is measured
+    with the notebook (bench/results/chapter_cost.json), not asserted here."""
     from grok_core import progress
     from grok_core.chapters import setup
     from grok_core.chapters.claims import chapter_claims
 
     monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path))
-    t0 = time.time()
     S, _ = setup("progress_measures", "quick", {})
     runs = chapter.load(S, train=True)
     C = chapter_claims("progress_measures", S, runs)
-    assert time.time() - t0 <= 120
     rows = progress.read_transitions(chapter.transitions_path(S))
     assert len(rows) == 8 and {r["p"] for r in rows} == {23, 31}
     assert [s["measure"] for s in C["settings"][1:]] == ["clock", *progress.CANDIDATES, *progress.CEILINGS]

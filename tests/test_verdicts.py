@@ -1,7 +1,7 @@
 """Result boxes: a verdict is one of four words, decided by a rule; the box renders it first."""
 import pytest
 
-from grok_core.verdicts import VERDICTS, ResultBox, by_share
+from grok_core.verdicts import VERDICTS, ResultBox, by_share, holding
 
 
 def test_a_box_takes_only_the_four_verdicts():
@@ -35,3 +35,8 @@ def test_the_rerun_line_follows_the_rule_in_the_dropdown():
     assert md.index("**We measured:** m") < md.index(":::{dropdown}") < md.index("**Rule:** r") \
         < md.index("**To re-run:** 2 CPU minutes")
     assert "what a re-run takes" in md and "what a re-run takes" not in ResultBox("c", "m", "reproduced", "r").markdown()
+
+
+def test_holding_lists_the_claims_that_hold_then_those_that_do_not():
+    assert holding({"a": True, "b": False, "c": True}) == "a, c; not holding: b"
+    assert holding({"a": False}) == "none; not holding: a" and holding({}) == "none; not holding: none"

@@ -18,7 +18,7 @@ from ..plotting import fmt_pm
 from ..pruning import final_neuron_ipr, ipr_order, pruning_curve
 from ..runner import load_or_train
 from ..store import RunStore
-from ..verdicts import ResultBox, by_share
+from ..verdicts import ResultBox, by_share, holding
 from .claims import late_mean
 from .settings import as_float_list, as_int_list, count, flag, require, run_config
 
@@ -315,8 +315,7 @@ def result(S: dict, C: dict) -> ResultBox:
                "are the low-IPR (non-periodic) ones, and pruning them removes memorisation while generalisation stays."),
         measured=(f"{S['loss'].upper()} loss, p={S['p']}, {S['d_mlp']} neurons, f={S['regime_frac']:g}, ξ={S['regime_xi']:g}, "
                   f"{S['n_seeds']} seeds per weight decay. " + "; ".join(parts) + ". Claims tested and holding: "
-                  + (", ".join(k for k, v in F.items() if v) or "none") + "; not holding: "
-                  + (", ".join(k for k, v in F.items() if not v) or "none") + "."),
+                  + holding(F) + "."),
         verdict=verdict(F),
         rule=(f"A run's regime from its late accuracies (the last 10 % of its steps): test ≥ {GEN:g} is generalising, and "
               f"then coexistence if ≥ {HIGH:g} of the corrupted pairs keep their corrupted label, full inversion if ≥ "

@@ -15,7 +15,7 @@ import numpy as np
 from .. import criteria as cr
 from .. import progress
 from ..store import results_root
-from ..verdicts import ResultBox, by_share
+from ..verdicts import ResultBox, by_share, holding
 from .settings import as_float_list, as_int_list, count, flag, require, run_config
 
 PROFILES = {
@@ -345,8 +345,7 @@ def result(S: dict, C: dict) -> ResultBox:
                   f"{_f(100 * med['lead']['positive'] if med['lead']['positive'] is not None else None, 0)} % of "
                   f"runs leading; it tracks the test loss's steps with median |ρ| {_f(med.get('tracking_diff'))}. "
                   f"Measures that predict grokking by the rule: {', '.join(winners) or 'none'}. Tests holding: "
-                  + (", ".join(k for k, v in F.items() if v) or "none") + "; not holding: "
-                  + (", ".join(k for k, v in F.items() if not v) or "none") + "."),
+                  + holding(F) + "."),
         verdict=verdict(F),
         rule=(f"A measure predicts grokking if its median lead (t_grok − its 50 % transition) has a 95 % bootstrap "
               f"interval above 0 with at least {PREDICTS_POSITIVE:.0%} of grokked runs leading, its Harrell "

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..runner import load_or_train
 from ..store import RunStore
-from ..verdicts import ResultBox, by_share
+from ..verdicts import ResultBox, by_share, holding
 from .settings import as_float_list, count, flag, require, run_config
 
 PROFILES = {
@@ -336,8 +336,7 @@ def result(S: dict, C: dict) -> ResultBox:
                "≤ 0.05 with the best accelerator, on one H200."),
         measured=(f"{S['n_seeds']} race seeds per row on {race[0]['device'] if race else '?'}, after a tuning grid of "
                   f"{sum(s['runs'] for s in st if s['stage'] == 'tuning')} runs ({tuning_cost(st):.1f} s). "
-                  + "; ".join(parts) + ". Holding: " + (", ".join(k for k, v in F.items() if v) or "none")
-                  + "; not holding: " + (", ".join(k for k, v in F.items() if not v) or "none") + "."),
+                  + "; ".join(parts) + ". Holding: " + holding(F) + "."),
         verdict=verdict(F), rule=RULE)
 
 

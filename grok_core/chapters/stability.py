@@ -11,7 +11,7 @@ import numpy as np
 
 from ..analysis import group_runs, steps_to_threshold
 from ..plotting import fmt_pm
-from ..verdicts import ResultBox, by_share
+from ..verdicts import ResultBox, by_share, holding
 from .claims import late_mean, reached_text, run_facts
 from .settings import FULL_RECORD, as_float_list, as_int_list, count, require, run_config, seed_pairs
 
@@ -252,8 +252,7 @@ def result(S: dict, C: dict) -> ResultBox:
                "weights (naïve loss minimisation); lower loss precision collapses sooner and generalises less; "
                "StableMax and ⊥Grad each let the model grok without regularisation, on an MLP and a transformer."),
         measured=f"{n} runs per setting. " + "; ".join(parts) + ". Claims tested and holding: "
-                 + (", ".join(k for k, v in F.items() if v) or "none") + "; not holding: "
-                 + (", ".join(k for k, v in F.items() if not v) or "none") + ".",
+                 + holding(F) + ".",
         verdict=verdict(F),
         rule=(f"Seven claims, each tested on the runs: collapse (softmax fp32 reaches SC 50 % in at least half its "
               f"runs, and those gain less than {HALTED} test accuracy afterwards); alignment (their mean peak NLM "

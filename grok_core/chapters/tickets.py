@@ -16,7 +16,7 @@ from ..analysis import steps_to_threshold
 from ..plotting import fmt_pm
 from ..runner import load_or_train
 from ..store import RunStore
-from ..verdicts import ResultBox
+from ..verdicts import ResultBox, holding
 from .claims import late_mean, reached_text
 from .settings import FULL_RECORD, as_float_list, count, flag, require, run_config
 
@@ -306,8 +306,7 @@ def result(S: dict, C: dict) -> ResultBox:
         measured=(f"OnlyMLP on (i + j) mod {S['p']}, symmetric split, {S['n_seeds']} seeds, keeping "
                   f"{S['keep']:g} of the weights; the dense base reaches {GROKS:g} test accuracy at step "
                   f"{reached_text(b['t95'])}. " + "; ".join(parts) + ". Claims holding: "
-                  + (", ".join(k for k, v in F.items() if v) or "none") + "; not holding: "
-                  + (", ".join(k for k, v in F.items() if not v) or "none") + "."),
+                  + holding(F) + "."),
         verdict=verdict(F),
         rule=(f"Per seed, speed-up = steps to {GROKS:g} test accuracy of the dense base (wd 1) over those of the arm "
               "(a run that never gets there counts as reaching it at its last step). A ticket claim holds when at least "

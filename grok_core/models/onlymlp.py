@@ -14,7 +14,7 @@ import torch
 
 from ..config import RunConfig
 from ..kernels import linear, rows_or_all_pairs, take
-from .parts import FlatLayout, activation
+from .parts import FlatLayout, activation, no_token_options
 
 
 class OnlyMLP:
@@ -22,9 +22,7 @@ class OnlyMLP:
     embeds = True                     # W_E holds one row per operand token (MED reads rows 0..p-1)
 
     def __init__(self, cfg: RunConfig):
-        if cfg.operand_offset != 0 or cfg.embed_init != "normal":
-            raise ValueError(f"model='onlymlp' takes neither operand_offset nor embed_init (got {cfg.operand_offset}, "
-                             f"{cfg.embed_init!r}): both tokens share one trained embedding of the p residues")
+        no_token_options(cfg, "both tokens share one trained embedding of the p residues")
         self.cfg = cfg
         self.layout = FlatLayout(self.shapes(cfg))
         self.act = activation(cfg.act)

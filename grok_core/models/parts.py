@@ -58,6 +58,14 @@ def onehot_embedding(cfg: RunConfig) -> torch.Tensor:
     return W
 
 
+def no_token_options(cfg: RunConfig, why: str):
+    """Refuse, before training, the token options (operand offset, embedding init) of a model that has no
+    transformer token table to apply them to; `why` says what its input is instead."""
+    if cfg.operand_offset != 0 or cfg.embed_init != "normal":
+        raise ValueError(f"model={cfg.model!r} takes neither operand_offset nor embed_init (got {cfg.operand_offset}, "
+                         f"{cfg.embed_init!r}): {why}")
+
+
 def square(x: torch.Tensor) -> torch.Tensor:
     """x², the activation of Gromov's and Doshi et al.'s MLP (its Fourier solution is known in closed form)."""
     return x * x

@@ -14,7 +14,7 @@ import torch
 from ..config import RunConfig
 from ..kernels import linear, rows_or_all_pairs, take
 from .mlp import EmbedMLP
-from .parts import FlatLayout, activation
+from .parts import FlatLayout, activation, no_token_options
 
 
 class TwoHotMLP:
@@ -22,9 +22,7 @@ class TwoHotMLP:
     embeds = False                    # no token embedding: MED and the embedding measures do not apply
 
     def __init__(self, cfg: RunConfig):
-        if cfg.operand_offset != 0 or cfg.embed_init != "normal":
-            raise ValueError(f"model='twohot' takes neither operand_offset nor embed_init (got {cfg.operand_offset}, "
-                             f"{cfg.embed_init!r}): its input is one-hot(i) and one-hot(j) side by side")
+        no_token_options(cfg, "its input is one-hot(i) and one-hot(j) side by side")
         self.cfg = cfg
         self.layout = FlatLayout(self.shapes(cfg))
         self.act = activation(cfg.act)
