@@ -26,6 +26,15 @@ def test_runs_of_one_batch_count_once_and_a_resumed_batch_is_extrapolated():
         cost.batches_of([meta("x", None)])
 
 
+def test_runs_that_stopped_early_count_in_their_batch_which_lasts_as_long_as_its_longest():
+    stopped = [meta(k, w) | {"batch_started": 1700000000.0, "created": c} for k, w, c in
+               (("a", 120.0, "2026-01-01T00:02:00"), ("b", 300.0, "2026-01-01T00:05:00"), ("c", 600.0, "2026-01-01T00:10:00"))]
+    [batch] = cost.batches_of(stopped)
+    assert (batch.seconds, batch.runs) == (600.0, 3)
+    other = stopped[0] | {"key": "d", "batch_started": 1700000900.0}
+    assert len(cost.batches_of(stopped + [other])) == 2
+
+
 def test_chapter_keys_match_whole_chapter_names():
     rows = [{"key": "k1", "chapters": "fig2_layers"}, {"key": "k2", "chapters": "fig20_toeplitz fig5_med_primes"}]
     assert cost.chapter_keys(rows, "fig2_layers") == ["k1"]

@@ -71,18 +71,21 @@ def chapter_keys(rows: list[dict], chapter: str) -> list[str]:
 
 def batches_of(metas: list[dict]) -> list[Batch]:
     """The training batches of stored runs, from their metas: runs of one batch share device, code commit,
-    creation time, batch size and wall time. A batch resumed from a checkpoint at step s recorded only the
-    time of its last n_steps - s steps; its time is extrapolated to all n_steps at that rate."""
+    batch size and the batch's start time (batch_started; in older metas, which lack it, the creation time and
+    wall time). A run that stopped early ends its wall time at its stop, so a batch lasts as long as its longest
+    run. A batch resumed from a checkpoint at step s recorded only the time of its last n_steps - s steps; its
+    time is extrapolated to all n_steps at that rate."""
     batches: dict[tuple, list] = {}
     for m in metas:
         if m.get("wall_time_s") is None:
             raise ValueError(f"run {m.get('key')}: its meta has no batch wall time")
         start, n = int(m.get("resumed_at_step") or 0), int(m["config"]["n_steps"])
-        ident = (m["device"], m.get("code_commit"), m.get("created"), int(m["batch_size"]), float(m["wall_time_s"]),
-                 start, n)
+        when = m["batch_started"] if m.get("batch_started") is not None else (m.get("created"), float(m["wall_time_s"]))
+        ident = (m["device"], m.get("code_commit"), when, int(m["batch_size"]), start, n)
         batches.setdefault(ident, []).append(m)
     out = []
-    for (device, _, _, _, wall, start, n), ms in batches.items():
+    for (device, _, _, _, start, n), ms in batches.items():
+        wall = max(float(m["wall_time_s"]) for m in ms)
         seconds = wall * n / (n - start) if 0 < start < n else wall
         out.append(Batch(device=device, seconds=seconds, runs=len(ms), resumed=start > 0))
     return out
