@@ -10,7 +10,7 @@ import pytest
 
 from grok_core.chapters import (fig2_layers, fig3_splits, fig4_x2xyy2_frac, fig5_med_primes, fig20_toeplitz,
                                 figs12_19_functions, resnet, setup, table1_square_strip)
-from grok_core.chapters.claims import reached_text
+from grok_core.chapters.claims import reached_text, run_facts
 from grok_core.config import RunConfig
 
 
@@ -230,3 +230,10 @@ def test_resnet_summaries_and_the_conclusion():
     knob = resnet.knob_rows([("released", late)])[0]
     # at epochs 1000, 2000, 2800, 3500, 4000; the last evaluation is at 3901, so 4000 is past the run's end
     assert knob[:7] == ["released", "4000", "0.300", "0.300", "0.300", "1.000", "–"] and knob[8] == "3001"
+
+
+def test_a_run_that_stopped_early_is_late_over_the_steps_it_trained():
+    run = fake_run({"train_acc": [0.5] * 90 + [1.0] * 10, "test_acc": [0.0] * 90 + [0.9] * 10}, n_steps=1000)
+    run.meta["stopped_at"] = 99                    # its budget was 1,000 steps; it trained steps 0-99
+    facts = run_facts(run)
+    assert (facts["late_train_acc"], facts["late_test_acc"]) == (1.0, 0.9)

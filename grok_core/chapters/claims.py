@@ -29,8 +29,8 @@ def late_mean(history: dict, key: str, n_steps: int) -> float:
 
 def run_facts(run) -> dict:
     """What every chapter can say of one run: when train accuracy reaches 1.0 and test accuracy 0.95,
-    and both accuracies averaged over the last 10 % of the steps."""
-    h, n = run.history, run.config.n_steps
+    and both accuracies averaged over the last 10 % of the steps it trained (to its stop, if it stopped early)."""
+    h, n = run.history, run.meta.get("stopped_at") or run.config.n_steps
     return {"key": run.key, "train_acc_1_at": steps_to_threshold(h["train_acc"], 1.0, h["step"]),
             "test_acc_95_at": steps_to_threshold(h["test_acc"], 0.95, h["step"]),
             "late_train_acc": late_mean(h, "train_acc", n), "late_test_acc": late_mean(h, "test_acc", n)}
