@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 GEN_DIR = ROOT / "book" / "generated"
 REF_DIR = ROOT / "tests" / "nb_refs"
+# where a build's quick-profile runs go (ignored, kept between builds), so that the committed store holds only paper runs
+QUICK_STORE = ROOT / "results" / "scratch" / "quick"
 NOTEBOOKS_ZIP = GEN_DIR / "grokbook-notebooks.zip"
 BIN = Path(sys.executable).parent
 
@@ -69,7 +71,10 @@ def papermill(src: Path, dst: Path, params: dict) -> tuple[int, str]:
     cmd = [str(BIN / "papermill"), "-k", "python3", "--cwd", rel(NB_DIR), rel(src), rel(dst), "--no-progress-bar"]
     for k, v in params.items():
         cmd += ["-p", k, str(v)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True)
+    e = env()
+    if params["profile"] == "quick" and "GROKBOOK_RESULTS" not in os.environ:     # (--refs sets its own)
+        e["GROKBOOK_RESULTS"] = str(QUICK_STORE)
+    proc = subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True)
     return proc.returncode, proc.stderr + proc.stdout
 
 
