@@ -99,7 +99,8 @@ def test_fig20_censored_table_puts_the_median_beside_the_restricted_mean():
 def test_fig20_claims_count_the_runs_and_take_both_censored_statistics():
     class Run:
         def __init__(self, init, reached):
-            self.key, self.config = init, type("C", (), {"frac_train": 0.3, "embed_init": init, "n_steps": 1000})
+            self.key, self.meta = init, {}
+            self.config = type("C", (), {"frac_train": 0.3, "embed_init": init, "n_steps": 1000})
             self.history = {"step": np.array([0, reached or 500, 1000]), "train_acc": np.ones(3),
                             "test_acc": np.array([0.0, 1.0, 1.0] if reached else [0.0, 0.0, 0.0])}
     S = {"fracs": [0.3], "embed_inits": ["normal", "toeplitz"], "n_steps": 1000}
