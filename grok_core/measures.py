@@ -296,17 +296,17 @@ def _param_move(ctx):
 
 
 # -- label corruption and periodic neurons (Doshi et al. 2024) ---------------------------------------------------
-def spectrum_ipr(vectors: torch.Tensor, r: int = 2) -> torch.Tensor:
-    """[..., p] -> [...]: the inverse participation ratio sum_k F_k^(2r) of the magnitudes F of each vector's real
-    DFT over its p entries (k = 0..floor(p/2), the constant included), normalised to unit l2 norm. 1 for a single
-    frequency (a pure cosine), 1 / (floor(p/2) + 1) for a flat spectrum (r = 2); NaN for a zero vector. The DFT is
+def spectrum_ipr(vectors: torch.Tensor) -> torch.Tensor:
+    """[..., p] -> [...]: the inverse participation ratio (r = 2) sum_k F_k^4 of the magnitudes F of each vector's
+    real DFT over its p entries (k = 0..floor(p/2), the constant included), normalised to unit l2 norm. 1 for a
+    single frequency (a pure cosine), 1 / (floor(p/2) + 1) for a flat spectrum; NaN for a zero vector. The DFT is
     a product with cos/sin tables (the real FFT's numbers, on any device and inside a captured step)."""
+    from .fourier import ipr
     p = vectors.shape[-1]
     k = torch.arange(p // 2 + 1, device=vectors.device, dtype=torch.float64)
     angle = (2 * torch.pi / p) * torch.arange(p, device=vectors.device, dtype=torch.float64)[:, None] * k
     power = (vectors @ torch.cos(angle).to(vectors.dtype)) ** 2 + (vectors @ torch.sin(angle).to(vectors.dtype)) ** 2
-    share = power / power.sum(-1, keepdim=True)                                      # F_k^2, summing to 1
-    return (share ** r).sum(-1)
+    return ipr(power)                                                                # F_k^2 = power / its sum
 
 
 def neuron_ipr(model, w: dict) -> torch.Tensor:

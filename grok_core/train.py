@@ -40,7 +40,7 @@ from .models import build_model, model_class
 from .stopping import StopRule, check_interval
 from .store import TrainingInterrupted, resume_checkpoint, save_checkpoint
 from .tickets import initial_params
-from .updates import OPTIMISERS, PARAM_MASKS, make_transform
+from .updates import OPTIMISERS, PARAM_MASKS, make_transform, per_run
 
 SNAPSHOT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -76,11 +76,6 @@ def metric_names(cfg: RunConfig) -> tuple[str, ...]:
         raise ValueError(f"measures {lacking} are not allowed with model={cfg.model!r}: it has no token embedding")
     return tuple(n for n, m in MEASURES.items() if m.default and (not m.per_model or n in model.measures)
                  and (model.embeds or not m.embedding)) + cfg.extra_measures
-
-
-def _per_run(configs, name, dtype, device) -> torch.Tensor:
-    """A per-run config number as a [run, 1] column."""
-    return torch.tensor([getattr(c, name) for c in configs], dtype=dtype, device=device)[:, None]
 
 
 @dataclass
@@ -170,7 +165,7 @@ class Trainer:
         configs = self.configs = [self.batch_configs[i] for i in rows]
         dev, dtype, cfg, R = self.device, self.dtype, self.cfg, len(rows)
         self.data = BatchData(configs, dev, dtype) if data is None else data
-        scales = _per_run(configs, "output_scale", dtype, dev)
+        scales = per_run(configs, "output_scale", dtype, dev)
         self.output_scale = None if bool((scales == 1).all()) else scales[..., None]          # [r, 1, 1]
 
         flat = (torch.stack([initial_params(self.model, c) for c in configs]).to(dev, dtype) if state is None
@@ -182,8 +177,8 @@ class Trainer:
         self.mask = None if all(m is None for m in masks) else torch.stack(
             [torch.ones(self.model.layout.size) if m is None else m(c, self.model) for m, c in zip(masks, configs)]
         ).to(dev, dtype)
-        self.optimizer = OPTIMISERS[cfg.optimizer](cfg, self.flat, _per_run(configs, "lr", dtype, dev),
-                                                   _per_run(configs, "wd", dtype, dev))
+        self.optimizer = OPTIMISERS[cfg.optimizer](cfg, self.flat, per_run(configs, "lr", dtype, dev),
+                                                   per_run(configs, "wd", dtype, dev))
         if state is not None:
             for owner, n in self._state_owners():
                 setattr(owner, n, state[n])

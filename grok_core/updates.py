@@ -27,9 +27,9 @@ def orthogonal_grad(grad: torch.Tensor, params: torch.Tensor, layout) -> torch.T
     return torch.cat(out, -1)
 
 
-def _column(configs, name: str, like: torch.Tensor) -> torch.Tensor:
-    """A per-run config number as a [run, 1] column of like's dtype and device."""
-    return torch.tensor([getattr(c, name) for c in configs], dtype=like.dtype, device=like.device)[:, None]
+def per_run(configs, name: str, dtype, device) -> torch.Tensor:
+    """A per-run config number as a [run, 1] column."""
+    return torch.tensor([getattr(c, name) for c in configs], dtype=dtype, device=device)[:, None]
 
 
 class Stateless:
@@ -51,7 +51,8 @@ class GrokfastEMA:
     state_names = ("gf_ema", "gf_seen")
 
     def __init__(self, configs, params: torch.Tensor, layout):
-        self.alpha, self.lamb = _column(configs, "grokfast_alpha", params), _column(configs, "grokfast_lamb", params)
+        self.alpha = per_run(configs, "grokfast_alpha", params.dtype, params.device)
+        self.lamb = per_run(configs, "grokfast_lamb", params.dtype, params.device)
         self.gf_ema = torch.zeros_like(params)
         self.gf_seen = torch.zeros_like(self.alpha)               # gradients seen, per run
 
@@ -75,7 +76,7 @@ class GrokfastMA:
 
     def __init__(self, configs, params: torch.Tensor, layout):
         self.window = configs[0].grokfast_window
-        self.lamb = _column(configs, "grokfast_lamb", params)
+        self.lamb = per_run(configs, "grokfast_lamb", params.dtype, params.device)
         R, n = params.shape
         self.gf_window = torch.zeros(R, self.window, n, dtype=params.dtype, device=params.device)
         self.gf_sum = torch.zeros(R, n, dtype=torch.float64, device=params.device)
