@@ -293,9 +293,9 @@ def result(S: dict, C: dict) -> ResultBox:
     parts = []
     for s in (s for s in st if s["part"] == "regime"):
         parts.append(f"wd {s['wd']:g} (lr·wd {s['lr_wd']:g}), {s['n_steps']:,} steps: {_count_text(s['regime'])}; "
-                     f"late accuracy on corrupted {fmt_pm(s['corrupted_acc'], 2)}, clean {fmt_pm(s['clean_acc'], 2)}, "
-                     f"test {fmt_pm(s['test_acc'], 2)}; corrupted pairs predicted by the rule "
-                     f"{fmt_pm(s['rule_acc'], 2)}; mean IPR {fmt_pm(s['mean_ipr'], 2)}")
+                     f"corrupted {fmt_pm(s['corrupted_acc'], 2)}, clean {fmt_pm(s['clean_acc'], 2)}, "
+                     f"test {fmt_pm(s['test_acc'], 2)}, by the rule {fmt_pm(s['rule_acc'], 2)}, "
+                     f"IPR {fmt_pm(s['mean_ipr'], 2)}")
     prune = [s for s in st if s["part"] == "prune" and s["runs"]]
     if prune:
         P = prune[0]
