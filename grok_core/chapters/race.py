@@ -151,13 +151,14 @@ def extra_training(S: dict, train: bool) -> str:
     store, tuning = RunStore(), tuning_configs(S)
     if not _stored(store, tuning):
         return "race: the race stage waits for the tuning grid"
-    import torch
     chosen = choose(S, load_or_train(tuning, store=store, progress=False, train=False))
     race = list({c.key(): c for c in race_configs(S, chosen)}.values())
     missing = [c for c in race if not store.entry(c.key()).exists()]
     if not train or not missing:
         return f"race: {len(race)} race runs, {len(race) - len(missing)} stored"
-    load_or_train(missing, store=store, progress=False, compile=torch.cuda.is_available())
+    # eager, like the grid: with per-run stopping a compiled step recompiles at every compaction, which cost more than
+    # it saved on one H200 (bench/results/time_to_grok_compiled_nvidia_h200.txt)
+    load_or_train(missing, store=store, progress=False)
     return f"race: trained {len(missing)} race runs"
 
 
