@@ -128,7 +128,7 @@ def run_configs(S: dict) -> list:
 
 def _missing_line(what: str, n: int, of: int, store: RunStore) -> str:
     return (f"{n} of the {of} {what} runs are not in the store ({store.root}); train them on a GPU with "
-            "`python -m grok_core.programme run --chapters race` (with --compile, as the programme's runs are)")
+            "`python -m grok_core.programme run --chapters race` (eager: the runs stop one by one)")
 
 
 def load(S: dict, configs, train: bool) -> tuple[list, list, dict]:
