@@ -6,7 +6,7 @@ import torch
 
 from grok_core.config import RunConfig
 from grok_core.measures import MEASURES, MeasureContext
-from grok_core.kernels import RowIndex, linear, row_chunks, take, take_all
+from grok_core.kernels import RowIndex, _inverse_sum, linear, row_chunks, take, take_all
 from grok_core.models import build_model, model_class
 
 
@@ -188,3 +188,16 @@ def test_mlp_hidden_med_uses_the_diagonal_inputs():
     ctx = MeasureContext(cfg, model, w, flat=None, losses=None, accuracies=None)
     got = MEASURES["med_hidden"].fn(ctx)[0]
     assert got.item() == pytest.approx(expected.item())
+
+
+def test_the_cpu_inverse_sum_adds_the_masked_gathers_terms_in_its_order():
+    """float32, bit for bit: on a CPU the inverse table's sum copies rows (its filler an appended zero row) where a
+    masked gather was used before; the same terms in the same order, so training's numbers do not change."""
+    g = torch.Generator().manual_seed(4)
+    R, p, n = 3, 11, 300
+    idx = torch.randint(0, p - 1, (R, n), generator=g)
+    inv = RowIndex(idx, p, onehot=False).inv
+    grad = torch.randn(R, n, 8, generator=g)
+    real = (inv < n)[..., None]
+    rows = torch.gather(grad, 1, inv.clamp(max=n - 1).view(R, -1, 1).expand(-1, -1, 8)).view(R, p, -1, 8)
+    assert torch.equal(_inverse_sum(inv, grad), torch.where(real, rows, 0.0).sum(2))
