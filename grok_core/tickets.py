@@ -59,6 +59,15 @@ def magnitude_mask(weights: torch.Tensor, layout, keep_fraction: float) -> torch
     return _mask_from_order(order, where, keep_fraction)
 
 
+def threshold_margin(weights: torch.Tensor, layout, keep_fraction: float, rel: float) -> tuple[int, int]:
+    """(prunable entries whose |w| lies within a factor 1 ± rel of the magnitude mask's threshold, entries kept): with
+    weights known to a relative precision rel / 2 (a float16 snapshot: rel = 2^-10), only the first can change sides."""
+    a = weights[prunable(layout)].abs().double()
+    keep = n_kept(len(a), keep_fraction)
+    tau = torch.sort(a, descending=True).values[keep - 1]
+    return int(((a >= tau * (1 - rel)) & (a <= tau * (1 + rel))).sum()), keep
+
+
 def random_mask_seed(init_seed: int) -> int:
     """The random mask's own generator seed, drawn from the init seed by a hash (not the init's stream itself)."""
     return int.from_bytes(hashlib.sha256(f"random mask {init_seed}".encode()).digest()[:7], "big")

@@ -11,7 +11,8 @@ from grok_core.models import build_model, model_class
 from grok_core.runner import load_or_train
 from grok_core.splits import make_split, split_sizes
 from grok_core.store import RunStore
-from grok_core.tickets import (magnitude_mask, n_kept, prunable, random_mask, random_mask_seed, rescale_factor)
+from grok_core.tickets import (magnitude_mask, n_kept, prunable, random_mask, random_mask_seed, rescale_factor,
+                               threshold_margin)
 from grok_core.train import Trainer, snapshot_steps
 
 
@@ -93,6 +94,25 @@ def test_magnitude_ties_go_to_the_earlier_entry_and_biases_are_always_kept():
     idx = torch.nonzero(where).flatten()
     assert bool(m[~where].eq(1).all())
     assert torch.nonzero(m[idx]).flatten().tolist() == list(range(n - 1)) + [len(idx) - 1]
+
+
+def test_threshold_margin_counts_the_weights_rounding_could_move_across_the_threshold():
+    """Planted magnitudes: the kept count's threshold is 1.0; entries at 1 ± 0.5 rel are inside, at 1 ± 2 rel not; the
+    biases (not prunable) never count. And a float16 copy of random weights changes the mask only inside the margin."""
+    layout = _layout(model="onlymlp", d_mlp=8)
+    where = torch.nonzero(prunable(layout)).flatten()
+    rel, n = 1e-3, len(where)
+    keep = n_kept(n, 0.5)
+    w = torch.full((layout.size,), 5.0, dtype=torch.float64)
+    w[where] = torch.where(torch.arange(n) < keep, 3.0, 0.1).double()
+    w[where[keep - 1]] = 1.0                                   # the threshold: the smallest kept magnitude
+    w[where[[0, keep]]] = torch.tensor([1 + rel / 2, -(1 - rel / 2)], dtype=torch.float64)   # inside, either side
+    w[where[[1, keep + 1]]] = torch.tensor([1 + 2 * rel, 1 - 2 * rel], dtype=torch.float64)   # outside
+    assert threshold_margin(w, layout, 0.5, rel) == (3, keep)
+    x = torch.randn(layout.size, generator=torch.Generator().manual_seed(5))
+    moved = magnitude_mask(x, layout, 0.4) != magnitude_mask(x.half().float(), layout, 0.4)
+    near, _ = threshold_margin(x.half().float(), layout, 0.4, 2.0 ** -10)
+    assert int(moved.sum()) <= 2 * near
 
 
 def test_random_mask_keeps_the_same_count_and_is_seeded():
