@@ -11,7 +11,9 @@ from grok_core.config import RunConfig
 @pytest.mark.parametrize("given,match", [
     (dict(regime_steps="100,200"), "regime_steps"), (dict(prune_wd=7.0), "prune_wd"), (dict(loss="hinge"), "loss"),
     (dict(phase_xis="0.2,1.5"), "phase_xis"), (dict(regime_xi=-0.1), "regime_xi"), (dict(phase_fracs="0,0.5"), "phase_fracs"),
-    (dict(n_seeds=0), "n_seeds"), (dict(regime_wds="0,-5,15,20"), "regime_wds"), (dict(prune_seeds=2), "prune_seeds")])
+    (dict(n_seeds=0), "n_seeds"), (dict(regime_wds="0,-5,15,20"), "regime_wds"), (dict(prune_seeds=2), "prune_seeds"),
+    (dict(long_xis="0.1,0.2"), "long_xis"), (dict(long_fracs="1.2"), "long_fracs"), (dict(long_wd=-1.0), "long_wd"),
+    (dict(long_steps=0), "long_steps")])
 def test_bad_settings_are_refused_before_training(given, match):
     with pytest.raises(ValueError, match=match):
         setup("label_corruption", "quick", given)
@@ -31,6 +33,10 @@ def test_the_paper_profile_is_the_designed_grid_with_seeds_of_their_own():
     assert not any(r.snapshots for r in phase)
     for wd in S["phase_wds"]:                 # one batch per weight decay: f, ξ and the seeds vary inside it
         RunConfig.check_batchable([r for r in phase if r.wd == wd])
+    long = chapter.long_configs(S)
+    assert len(long) == 3 * 2 and {(r.wd, r.n_steps, r.record_every) for r in long} == {(0.0, 6000, 100)}
+    assert {(r.frac_train, r.corrupt_share) for r in long} <= {(r.frac_train, r.corrupt_share) for r in phase}
+    assert {c.key() for c in long}.isdisjoint(c.key() for c in phase)
 
 
 @pytest.mark.parametrize("acc,want", [
@@ -96,3 +102,12 @@ def test_separation_is_the_first_count_with_memorisation_gone_and_generalisation
     assert chapter.separated_at(curve) == 2 and chapter.first_below(curve, "test_acc", 0.9) == 3
     curve["test_acc"][2] = 0.89
     assert chapter.separated_at(curve) is None
+
+
+def test_the_long_check_names_the_cells_whose_regime_moved():
+    cell = lambda part, f, x, m: {"part": part, "wd": 0.0, "frac": f, "xi": x, "majority": m}
+    settings = [cell("phase", 0.3, 0.1, "memorisation"), cell("phase", 0.6, 0.5, "memorisation"),
+                cell("long", 0.3, 0.1, "coexistence"), cell("long", 0.6, 0.5, "memorisation"),
+                cell("long", 0.9, 0.9, "memorisation")]           # not in the diagram: left out
+    assert chapter.long_changes(settings) == [(0.3, 0.1, "memorisation", "coexistence"),
+                                              (0.6, 0.5, "memorisation", "memorisation")]
