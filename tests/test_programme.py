@@ -23,14 +23,14 @@ def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories(
         "table1_square_strip": 120, "theory_uniformity": 81, "fig5_med_primes": 32, "fig2_layers": 32,
         "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
         "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * stability_settings,
-        "label_corruption": 4 * 4 + 9 * 9 * 2 * 2, "tickets": 8 * 4,
+        "label_corruption": 4 * 4 + 9 * 9 * 2 * 2 + 3 * 2, "tickets": 8 * 4,
         "race": 26 * 8}                                                    # its tuning grid; the race waits for it
     steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000},
              "tickets": {50000, 30000}, "stability": {T["orth_steps"], T["long_steps"], T["prec_steps"]}
-             | ({T["tf_steps"]} if T["transformer"] else set()), "label_corruption": {1000, 500, 5000, 2000},
+             | ({T["tf_steps"]} if T["transformer"] else set()), "label_corruption": {1000, 500, 5000, 2000, 6000},
              "race": {20000}}
     record = {"lazy_rich": {(1000, 50)}, "stability": {(2000, 100)},       # within the store's budget
-              "label_corruption": {(0, 10), (0, 100)},                    # the regimes, the phase diagram
+              "label_corruption": {(0, 10), (0, 100)},                    # the regimes, the diagram (and its long check)
               "tickets": {(500, 100)}, "race": {(0, 20)}}
     for name, cs in per.items():
         assert {(c.record_dense, c.record_every) for c in cs} == record.get(name, {(2000, 20)})
