@@ -365,8 +365,7 @@ def regime_rows(settings: list[dict]) -> list[list]:
              fmt_pm(s["rule_acc"], 3), fmt_pm(s["mean_ipr"], 3)] for s in settings if s["part"] == "regime"]
 
 
-LONG_HEADERS = ["train share f", "corrupted share ξ", "wd", "runs", "steps", "regimes", "corrupted acc", "clean acc",
-                "test acc", "corrupted → rule"]
+LONG_HEADERS = ["f", "ξ", "wd", "runs", "steps", "regimes", "corrupted", "clean", "test", "→ rule"]
 
 
 def long_rows(settings: list[dict]) -> list[list]:
