@@ -64,15 +64,15 @@ def check(S: dict):
     require(S["loss"] in LOSSES, "loss", S["loss"], "use 'mse' (the paper's) or 'ce'")
     require(len(S["long_fracs"]) == len(S["long_xis"]), "long_xis", S["long_xis"],
             f"give one corrupted share per train share of long_fracs ({len(S['long_fracs'])})")
-    require(all(0 < f < 1 for f in S["long_fracs"]), "long_fracs", S["long_fracs"], "train shares lie in (0, 1)")
-    require(all(0 <= x <= 1 for x in S["long_xis"]), "long_xis", S["long_xis"], "corrupted shares lie in [0, 1]")
     for k in ("regime_frac", "lr", "prune_wd", "regime_xi", "long_wd"):
         require(isinstance(S[k], (int, float)) and not isinstance(S[k], bool), k, S[k], "it must be a number")
         S[k] = float(S[k])
     require(0 < S["regime_frac"] < 1, "regime_frac", S["regime_frac"], "a train share lies in (0, 1)")
-    require(all(0 < f < 1 for f in S["phase_fracs"]), "phase_fracs", S["phase_fracs"], "train shares lie in (0, 1)")
+    for k in ("phase_fracs", "long_fracs"):
+        require(all(0 < f < 1 for f in S[k]), k, S[k], "train shares lie in (0, 1)")
     require(0 <= S["regime_xi"] <= 1, "regime_xi", S["regime_xi"], "a corrupted share lies in [0, 1]")
-    require(all(0 <= x <= 1 for x in S["phase_xis"]), "phase_xis", S["phase_xis"], "corrupted shares lie in [0, 1]")
+    for k in ("phase_xis", "long_xis"):
+        require(all(0 <= x <= 1 for x in S[k]), k, S[k], "corrupted shares lie in [0, 1]")
     require(all(w >= 0 for w in S["regime_wds"] + S["phase_wds"]), "regime_wds", S["regime_wds"] + S["phase_wds"],
             "weight decays must be >= 0")
     require(S["long_wd"] >= 0, "long_wd", S["long_wd"], "a weight decay must be >= 0")
@@ -245,16 +245,12 @@ def claims(S: dict, runs) -> list[dict]:
         nums = _lists([run_numbers(r) for r in rs])
         out.append({"part": "regime", "wd": wd, "lr_wd": S["lr"] * wd, "frac": S["regime_frac"], "xi": S["regime_xi"],
                     "n_steps": rs[0].config.n_steps, "runs": len(rs), **nums, "majority": majority(nums["regime"])})
-    cells = group_runs([by_key[c.key()] for c in phase_configs(S)], lambda c: (c.wd, c.frac_train, c.corrupt_share))
-    for (wd, f, x), rs in cells.items():
-        nums = _lists([run_numbers(r) for r in rs])
-        out.append({"part": "phase", "wd": wd, "lr_wd": S["lr"] * wd, "frac": f, "xi": x, "n_steps": S["phase_steps"],
-                    "runs": len(rs), **nums, "majority": majority(nums["regime"])})
-    for (f, x), rs in group_runs([by_key[c.key()] for c in long_configs(S)],
-                                 lambda c: (c.frac_train, c.corrupt_share)).items():
-        nums = _lists([run_numbers(r) for r in rs])
-        out.append({"part": "long", "wd": S["long_wd"], "lr_wd": S["lr"] * S["long_wd"], "frac": f, "xi": x,
-                    "n_steps": S["long_steps"], "runs": len(rs), **nums, "majority": majority(nums["regime"])})
+    for part, make in (("phase", phase_configs), ("long", long_configs)):
+        cells = group_runs([by_key[c.key()] for c in make(S)], lambda c: (c.wd, c.frac_train, c.corrupt_share))
+        for (wd, f, x), rs in cells.items():
+            nums = _lists([run_numbers(r) for r in rs])
+            out.append({"part": part, "wd": wd, "lr_wd": S["lr"] * wd, "frac": f, "xi": x,
+                        "n_steps": rs[0].config.n_steps, "runs": len(rs), **nums, "majority": majority(nums["regime"])})
     pruned = [prune_numbers(prune_run(c)) for c in prune_configs(S)]
     out.append({"part": "prune", "wd": S["prune_wd"], "lr_wd": S["lr"] * S["prune_wd"], "frac": S["regime_frac"],
                 "xi": S["regime_xi"], "runs": len(pruned), **_lists(pruned)})
@@ -368,13 +364,17 @@ def regime_rows(settings: list[dict]) -> list[list]:
 LONG_HEADERS = ["f", "ξ", "wd", "runs", "steps", "regimes", "corrupted", "clean", "test", "→ rule"]
 
 
+def _diagram_cell(settings: list[dict], L: dict) -> dict | None:
+    """The diagram's setting of the long check's cell L (the same wd, f and ξ), None if the diagram lacks it."""
+    cell = (L["wd"], L["frac"], L["xi"])
+    return next((s for s in settings if s["part"] == "phase" and (s["wd"], s["frac"], s["xi"]) == cell), None)
+
+
 def long_rows(settings: list[dict]) -> list[list]:
-    """Per cell of the long check, its diagram runs (same wd, if the diagram has it) and then its long runs."""
+    """Per cell of the long check, its diagram runs (if the diagram has the cell) and then its long runs."""
     rows = []
     for L in (s for s in settings if s["part"] == "long"):
-        cell = (L["wd"], L["frac"], L["xi"])
-        short = [s for s in settings if s["part"] == "phase" and (s["wd"], s["frac"], s["xi"]) == cell]
-        for s in short + [L]:
+        for s in [c for c in (_diagram_cell(settings, L), L) if c is not None]:
             rows.append([f"{s['frac']:g}", f"{s['xi']:g}", f"{s['wd']:g}", s["runs"], f"{s['n_steps']:,}",
                          _count_text(s["regime"]), fmt_pm(s["corrupted_acc"], 2), fmt_pm(s["clean_acc"], 2),
                          fmt_pm(s["test_acc"], 2), fmt_pm(s["rule_acc"], 2)])
@@ -383,9 +383,8 @@ def long_rows(settings: list[dict]) -> list[list]:
 
 def long_changes(settings: list[dict]) -> list[tuple[float, float, str, str]]:
     """(f, ξ, the diagram cell's majority regime, the long runs') for every cell of the long check the diagram has."""
-    short = {(s["wd"], s["frac"], s["xi"]): s["majority"] for s in settings if s["part"] == "phase"}
-    return [(L["frac"], L["xi"], short[(L["wd"], L["frac"], L["xi"])], L["majority"])
-            for L in settings if L["part"] == "long" and (L["wd"], L["frac"], L["xi"]) in short]
+    pairs = [(L, _diagram_cell(settings, L)) for L in settings if L["part"] == "long"]
+    return [(L["frac"], L["xi"], short["majority"], L["majority"]) for L, short in pairs if short is not None]
 
 
 PRUNE_HEADERS = ["run", "separated at (IPR order)", "separated at (random order)", "test < 0.9 at (IPR / random)",

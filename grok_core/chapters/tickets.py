@@ -206,29 +206,26 @@ def _embedding(cfg, weights) -> np.ndarray:
     return model.layout.views(weights[None].double())["W_E"][0, :cfg.p].numpy()
 
 
+def final_weights(cfg, store: RunStore):
+    """A run's flat weights at its last step, from the snapshots the store keeps (the run must keep that step)."""
+    snaps = store.snapshots(cfg)
+    return snaps["weights"][snaps["step"].tolist().index(cfg.n_steps)]
+
+
 def mask_margins(S: dict, store: RunStore | None = None) -> list[tuple[int, int]]:
     """Per dense OnlyMLP base, (weights near the ticket's threshold, weights kept) at its final snapshot: how many of
     the ticket mask's entries rounding the snapshot to float16 could have decided (twice float16's rounding)."""
     from ..models import build_model
     from ..tickets import threshold_margin
     store = store or RunStore()
-    out = []
-    for c in dense_configs(S)["base"]:
-        snaps = store.snapshots(c)
-        w = snaps["weights"][snaps["step"].tolist().index(c.n_steps)]
-        out.append(threshold_margin(w, build_model(c).layout, S["keep"], rel=2.0 ** -10))
-    return out
+    return [threshold_margin(final_weights(c, store), build_model(c).layout, S["keep"], rel=2.0 ** -10)
+            for c in dense_configs(S)["base"]]
 
 
 def final_embeddings(configs, store: RunStore | None = None) -> list[np.ndarray]:
     """The embeddings W_E of runs that keep their final weights (snapshot at n_steps), read from the store."""
     store = store or RunStore()
-    out = []
-    for c in configs:
-        snaps = store.snapshots(c)
-        k = snaps["step"].tolist().index(c.n_steps)
-        out.append(_embedding(c, snaps["weights"][k]))
-    return out
+    return [_embedding(c, final_weights(c, store)) for c in configs]
 
 
 def _arm_row(name: str, model: str, runs, bases) -> dict:
