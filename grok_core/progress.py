@@ -9,6 +9,7 @@ per-run transition times in one CSV per profile (<results>/progress-measures/tra
 from __future__ import annotations
 
 import csv
+import gc
 import time
 from pathlib import Path
 
@@ -44,13 +45,19 @@ def expensive_steps(n: int, most: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, min(n, most))).astype(int))
 
 
+def _evaluator(cfg: RunConfig, runs: int, device) -> Trainer:
+    """A Trainer that only evaluates: without the config's snapshot schedule, so it holds no snapshot buffer
+    (runs x snapshots x parameters: gigabytes at p = 97)."""
+    return Trainer([cfg.replace(snapshots=0, snapshot_every=0, snapshot_at="")] * runs, device, cuda_graph=False)
+
+
 def _evaluate(cfg: RunConfig, weights: torch.Tensor, names: tuple, device, chunk: int, keys=None) -> np.ndarray:
     """[k, len(names)] registry measures of one run's snapshots [k, n_params], `chunk` at a time (the snapshots
     stand in the batch's run axis); with keys [1, K], the look-ahead losses instead (names ignored)."""
     out = []
     for lo in range(0, len(weights), chunk):
         w = weights[lo:lo + chunk].to(device, torch.float32)
-        t = Trainer([cfg] * len(w), device, cuda_graph=False)
+        t = _evaluator(cfg, len(w), device)
         if keys is None:
             out.append(t.evaluate(w, names).double().cpu())
             continue
@@ -59,6 +66,8 @@ def _evaluate(cfg: RunConfig, weights: torch.Tensor, names: tuple, device, chunk
                              (d.train_w > 0).to(w.dtype), train_idx=d.train_idx)
         with torch.no_grad():
             out.append(torch.stack(circuit_losses(ctx, keys.expand(len(w), -1)), -1).cpu())
+    del t
+    gc.collect()          # a Trainer holds itself (its step functions are its bound methods): free its memory now
     return torch.cat(out).numpy()
 
 
@@ -66,7 +75,7 @@ def final_keys(cfg: RunConfig, weights: torch.Tensor, device) -> torch.Tensor:
     """[1, K] the key frequencies of the last snapshot: the look-ahead ceiling's, not admissible as a predictor."""
     from .fourier import key_frequencies
     from .internals import table
-    t = Trainer([cfg], device, cuda_graph=False)
+    t = _evaluator(cfg, 1, device)
     with torch.no_grad():
         return key_frequencies(table(cfg, t.model.act, t.model.layout.views(weights[-1:].to(device, torch.float32)))[0])
 
@@ -138,6 +147,8 @@ def train_and_measure(configs: list[RunConfig], records: RunStore, device=None, 
         trainer.run(progress=progress, on_finish=finish)
         for result in trainer.results():
             finish(result)
+        del trainer
+        gc.collect()      # the batch's snapshots (gigabytes) go before the next batch is built
     return (f"{len(missing)} runs trained and measured in {len(batches)} batches, {time.time() - t0:.0f} s "
             f"({measure_s:.0f} s of it measuring)")
 
