@@ -13,6 +13,7 @@ import sys
 from .chapters import find, names, setup
 from .config import RunConfig
 from .runner import batch_cost, batch_label, batches_to_train
+from .store import results_at
 
 
 def paper_configs(chapters=None) -> dict[str, list[RunConfig]]:
@@ -29,9 +30,12 @@ MANIFEST_FIELDS = ["key", "chapters", "model", "p", "fn", "split", "split_param"
 def manifest_rows(store) -> list[dict]:
     """One row per stored run of the chapters' paper profiles (sorted by key; runs trained for other
     settings, e.g. by the tests, are left out): its config hash, the chapters that read it, the settings
-    that tell runs apart, both seeds, and where, with what and how long it was trained."""
+    that tell runs apart, both seeds, and where, with what and how long it was trained. The chapters' runs are
+    those the listed store implies (the race's second stage follows from its stored grid)."""
     chapters: dict[str, list[str]] = {}
-    for name, cs in paper_configs().items():
+    with results_at(store.root):
+        per = paper_configs()
+    for name, cs in per.items():
         for c in cs:
             chapters.setdefault(c.key(), []).append(name)
     rows = []

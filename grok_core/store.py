@@ -16,6 +16,7 @@ checkpoints and checkpoints whose runs are all stored; `grok list --all` shows t
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -49,6 +50,21 @@ SEAL_LEN = len(SEAL) + 64 + 1
 
 def results_root() -> Path:
     return Path(os.environ.get(ENV_VAR) or REPO_ROOT / "results")
+
+
+@contextlib.contextmanager
+def results_at(root: str | Path):
+    """Within the block, results_root() is root: for code that reads the default store (a chapter whose later
+    runs follow from its stored earlier ones) while another store is being listed."""
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENV_VAR]
+        else:
+            os.environ[ENV_VAR] = before
 
 
 def code_commit() -> str:

@@ -49,15 +49,19 @@ def quiet_split(cfg: RunConfig):
 
 def provenance_rows(runs) -> list[list[str]]:
     """Where the runs came from, one row per training batch: runs, config hashes (the first few),
-    device, torch, code commit, and the batch's training wall time (of its last segment, if it was resumed)."""
-    batches: dict[tuple, list[str]] = {}
+    device, torch, code commit, and the batch's training wall time (of its last segment, if it was resumed). A
+    batch is named by its start where the runs record it (runs that stop early each record their own end)."""
+    batches: dict[tuple, list] = {}
     for r in {r.key: r for r in runs}.values():
         m = r.meta
         where = (str(m.get("device", "?")), str(m.get("torch", "?")), str(m.get("code_commit", "?")),
-                 m.get("wall_time_s", float("nan")), m.get("batch_size", "?"), m.get("resumed_at_step"))
-        batches.setdefault(where, []).append(r.key)
+                 m.get("batch_started") or m.get("wall_time_s", float("nan")), m.get("batch_size", "?"),
+                 m.get("resumed_at_step"))
+        batches.setdefault(where, []).append(r)
     rows = []
-    for (device, torch_version, commit, wall, size, resumed), keys in batches.items():
+    for (device, torch_version, commit, _, size, resumed), members in batches.items():
+        keys = [r.key for r in members]
+        wall = max(r.meta.get("wall_time_s", float("nan")) for r in members)
         shown = ", ".join(f"`{k}`" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
         when = f", steps from {resumed} on, resumed from a checkpoint" if resumed else ""
         rows.append([str(len(keys)), shown, device, torch_version, commit, f"{wall:.0f} s (batch of {size}{when})"])
