@@ -15,7 +15,7 @@ from grok_core import fourier, internals, local_complexity as lc
 from grok_core.config import RunConfig
 from grok_core.llc import sgld_llc
 from grok_core.measures import MEASURES
-from grok_core.progress import CANDIDATES, _evaluate
+from grok_core.progress import CANDIDATES, _evaluate, _evaluator
 from grok_core.tasks import labels
 from grok_core.train import Trainer, snapshot_steps
 
@@ -131,6 +131,18 @@ def test_online_keys_read_their_own_snapshot_only():
     b = _evaluate(cfg, w2, names, "cpu", chunk=16)
     np.testing.assert_array_equal(a[:4], b[:4])
     assert not np.allclose(a[4:], b[4:])
+
+
+def test_an_evaluator_holds_no_snapshot_buffer_and_measures_the_same():
+    """Measuring a snapshot needs no snapshot schedule: the evaluator drops it (its buffer is runs x snapshots x
+    parameters), and the measures do not depend on it."""
+    cfg = CFG.replace(snapshots=8, snapshot_every=10)
+    assert Trainer([cfg] * 2, "cpu").snaps.shape[1] > 0
+    ev = _evaluator(cfg, 2, "cpu")
+    assert ev.snaps.numel() == 0
+    w = _trained(cfg).snaps[0][:2].float()
+    names = ("med", "qk_eff_rank", "restricted_loss")
+    np.testing.assert_array_equal(ev.evaluate(w, names).numpy(), Trainer([cfg] * 2, "cpu", cuda_graph=False).evaluate(w, names).numpy())
 
 
 @pytest.mark.parametrize("name", [n for n in CANDIDATES if MEASURES[n].default is False])

@@ -63,6 +63,37 @@ def test_the_paper_profile_races_32_seeds_after_the_stated_grid():
     assert seeds == set(range(32)) and not seeds & {c.init_seed for c in race.tuning_configs(S)}
 
 
+def test_every_setting_has_its_own_label():
+    """Rows that differ only in their loss or gradient transform must not share a name (the result box names each
+    setting once)."""
+    S = setup("race", "paper", {})[0]
+    points = [g for m in race.METHODS for g in race.grid(S, m)]
+    assert len({race._label(g) for g in points}) == len(points)
+    assert race._label(dict(lr=1e-3, wd=1.0, grad_transform="orthogonal")) != race._label(dict(lr=1e-3, wd=1.0))
+
+
+def test_the_muon_check_is_the_first_muon_point_with_weaker_decay_beside_the_grid():
+    S = setup("race", "paper", {})[0]
+    check = race.muon_check_configs(S)
+    first = race.grid(S, "muon")[0]
+    assert {c.wd for c in check} == set(S["muon_check_wds"]) and all(w < S["base_wd"] for w in S["muon_check_wds"])
+    assert {(c.optimizer, c.muon_lr, c.lr) for c in check} == {("muon", first["muon_lr"], first["lr"])}
+    assert {c.init_seed for c in check} == set(race.tune_seeds(S))
+    assert not {c.key() for c in check} & {c.key() for c in race.tuning_configs(S)}
+    assert race.decay_per_step(S, first) == pytest.approx(first["muon_lr"] * S["base_wd"], rel=1e-12)
+    assert race.decay_per_step(S, dict(lr=1e-3, wd=1.0)) == pytest.approx(1e-3, rel=1e-12)
+
+
+def test_end_state_takes_medians_of_the_last_and_best_values():
+    import numpy as np
+    runs = [SimpleNamespace(key=str(i), meta={"stop_held": held}, history={
+        "train_acc": np.array([0.1, acc]), "test_acc": np.array([best, 0.2]), "weight_norm": np.array([1.0, norm])})
+        for i, (acc, best, norm, held) in enumerate([(1.0, 0.5, 10.0, None), (0.9, 0.7, 30.0, [5, 9]),
+                                                     (0.8, 0.6, 20.0, None)])]
+    e = race.end_state(runs)
+    assert e == {"grokked": 1, "runs": 3, "train_acc": 0.9, "best_test_acc": pytest.approx(0.6), "weight_norm": 20.0}
+
+
 # -- the verdict's claims, each flipped ------------------------------------------------------------------------------
 def row(name, grokked, median, runs=32, device="NVIDIA H200", s_per=0.1, steps=None):
     return {"stage": "race", "row": name, "runs": runs, "grokked": grokked, "share": grokked / runs, "median": median,

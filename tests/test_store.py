@@ -223,3 +223,16 @@ def test_a_batch_frees_the_last_batchs_trainer_before_it_allocates(store):
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_results_at_names_the_root_within_its_block_only(tmp_path, monkeypatch):
+    from grok_core.store import ENV_VAR, results_at, results_root
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "a"))
+    with results_at(tmp_path / "b"):
+        assert results_root() == tmp_path / "b" and RunStore().root == tmp_path / "b"
+    assert results_root() == tmp_path / "a"
+    monkeypatch.delenv(ENV_VAR)
+    with pytest.raises(RuntimeError):
+        with results_at(tmp_path / "c"):
+            raise RuntimeError("inside")
+    assert ENV_VAR not in os.environ

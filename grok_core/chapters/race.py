@@ -28,12 +28,13 @@ PROFILES = {
                   stop_acc=0.95, stop_hold=200, n_seeds=32, tune_seeds=8, tune_offset=1000, base_lr=1e-3,
                   base_wd=1.0, lrs=[1e-3, 3e-3], adamw_wds=[0.3, 1.0, 3.0], ema_alpha=0.98,
                   grokfast_lambs=[2.0, 5.0], ma_window=100, muon_lrs=[0.01, 0.03], free_wds=[0.0, 1.0],
-                  probe=True),
+                  probe=True, muon_check_wds=[0.1, 0.3]),
     # p = 23 with 70 % of the table and a small model: a few hundred steps on a CPU, runs stopping at 85 %
     "quick": dict(p=23, frac_train=0.7, d_model=32, n_heads=4, d_mlp=128, n_steps=400, record_every=1,
                   stop_acc=0.85, stop_hold=20, n_seeds=3, tune_seeds=2, tune_offset=1000, base_lr=3e-3,
                   base_wd=1.0, lrs=[1e-2], adamw_wds=[1.0], ema_alpha=0.98, grokfast_lambs=[2.0],
-                  ma_window=20, muon_lrs=[0.02], free_wds=[0.0], probe=False),
+                  ma_window=20, muon_lrs=[0.02], free_wds=[0.0], probe=False,
+                  muon_check_wds=[0.1]),
 }
 
 METHODS = {"adamw": "AdamW", "grokfast_ema": "Grokfast EMA", "grokfast_ma": "Grokfast MA", "muon": "Muon",
@@ -47,11 +48,11 @@ CHOICE_RULE = ("each method's point with the lowest median step of grokking over
 
 
 def check(S: dict):
-    for k in ("lrs", "adamw_wds", "grokfast_lambs", "muon_lrs", "free_wds"):
+    for k in ("lrs", "adamw_wds", "grokfast_lambs", "muon_lrs", "free_wds", "muon_check_wds"):
         S[k] = as_float_list(k, S[k])
     for k in ("lrs", "muon_lrs"):
         require(all(x > 0 for x in S[k]), k, S[k], "learning rates must be > 0")
-    for k in ("adamw_wds", "grokfast_lambs", "free_wds"):
+    for k in ("adamw_wds", "grokfast_lambs", "free_wds", "muon_check_wds"):
         require(all(x >= 0 for x in S[k]), k, S[k], "the values must be >= 0")
     count("n_seeds", S["n_seeds"], 1)
     count("tune_seeds", S["tune_seeds"], 1)
@@ -88,6 +89,17 @@ def tuning_configs(S: dict) -> list:
     return [c for m in METHODS for setting in grid(S, m) for c in _configs(S, setting, tune_seeds(S))]
 
 
+def muon_check(S: dict) -> list[dict]:
+    """Muon at its grid's first point with weaker weight decays (muon_check_wds): a check of the grid's outcome, set
+    after it, shown beside the race and not part of the choice or the verdict."""
+    first = grid(S, "muon")[0]
+    return [first | dict(wd=w) for w in S["muon_check_wds"]]
+
+
+def muon_check_configs(S: dict) -> list:
+    return [c for g in muon_check(S) for c in _configs(S, g, tune_seeds(S))]
+
+
 def choose(S: dict, runs) -> dict[str, dict]:
     """CHOICE_RULE: method -> its chosen grid point, from the tuning runs (Runs, any order)."""
     by_key = {r.key: r for r in runs}
@@ -119,11 +131,21 @@ def _stored(store: RunStore, configs) -> bool:
 
 
 def run_configs(S: dict) -> list:
-    """The tuning runs, and the race runs once every tuning run is in the store (the race needs the choice)."""
+    """The tuning runs and the Muon check, and the race runs once every tuning run is in the store (the race needs
+    the choice)."""
     tuning, store = tuning_configs(S), RunStore()
     if not _stored(store, tuning):
-        return tuning
-    return tuning + race_configs(S, choose(S, load_or_train(tuning, store=store, progress=False, train=False)))
+        return tuning + muon_check_configs(S)
+    return tuning + muon_check_configs(S) + race_configs(
+        S, choose(S, load_or_train(tuning, store=store, progress=False, train=False)))
+
+
+def load_muon_check(S: dict, train: bool) -> list | None:
+    """The Muon check's runs, trained where missing when train; None when they are not all stored and not train."""
+    cs = muon_check_configs(S)
+    if not train and not _stored(RunStore(), cs):
+        return None
+    return load_or_train(cs, store=RunStore(), progress=False, train=train)
 
 
 def _missing_line(what: str, n: int, of: int, store: RunStore) -> str:
@@ -136,7 +158,8 @@ def load(S: dict, configs, train: bool) -> tuple[list, list, dict]:
     configs: run_configs(S), as setup gives them (the race runs among them once the grid is stored)."""
     flag("train", train)
     store, tuning = RunStore(), tuning_configs(S)
-    unique = {c.key(): c for c in configs}
+    check = {c.key() for c in muon_check_configs(S)}                 # loaded on their own (load_muon_check)
+    unique = {c.key(): c for c in configs if c.key() not in check}
     missing = [c for c in unique.values() if not store.entry(c.key()).exists()]
     if not train and missing:
         stage = "tuning" if len(unique) == len({c.key() for c in tuning}) else "tuning and race"
