@@ -24,7 +24,7 @@ def test_paper_programme_has_eight_seed_pairs_per_setting_and_thinned_histories(
         "fig4_x2xyy2_frac": 24, "appendix_d": 8 * (len(S["widths"]) + len(S["small_widths"]) + 4),
         "lazy_rich": 8 * 13, "figs12_19_functions": 64, "fig20_toeplitz": 72, "stability": 8 * stability_settings,
         "label_corruption": 4 * 4 + 9 * 9 * 2 * 2 + 3 * 2, "tickets": 8 * 4,
-        "race": 26 * 8 + 2 * 8}                              # its tuning grid and the Muon check; the race waits
+        "race": 26 * 8}                                                    # its tuning grid; the race waits for it
     steps = {"theory_uniformity": {20000}, "appendix_d": {S["width_steps"], S["small_steps"], 30000},
              "tickets": {50000, 30000}, "stability": {T["orth_steps"], T["long_steps"], T["prec_steps"]}
              | ({T["tf_steps"]} if T["transformer"] else set()), "label_corruption": {1000, 500, 5000, 2000, 6000},

@@ -155,3 +155,15 @@ def test_the_gpu_targets_are_not_tested_on_a_cpu_and_missing_rows_are_not_tested
     assert race.findings([r for r in holding() if not r["row"].startswith("probe")]).keys() == \
         set(FLIPS) - {k for k in FLIPS if k.startswith("probe")}
     assert race.verdict({"a": True, "b": False}) == "partly reproduced"
+
+
+def test_the_hook_names_the_muon_check_apart_from_the_chapter_runs(tmp_path, monkeypatch):
+    """The check is trained by the programme's hook, not listed among the chapter's runs (which the claims test
+    loads strictly): an empty store has all its runs still to train, and the run configs do not name them."""
+    monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path))
+    S, configs = setup("race", "quick", {})
+    n = len(race.muon_check_configs(S))
+    assert n == S["tune_seeds"] * len(S["muon_check_wds"]) > 0
+    assert race.extra_training(S, False) == f"race: the race stage waits for the tuning grid; the Muon check: to train {n} runs"
+    assert not {c.key() for c in race.muon_check_configs(S)} & {c.key() for c in configs}
+    assert race.load_muon_check(S, False) is None

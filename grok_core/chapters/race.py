@@ -131,13 +131,12 @@ def _stored(store: RunStore, configs) -> bool:
 
 
 def run_configs(S: dict) -> list:
-    """The tuning runs and the Muon check, and the race runs once every tuning run is in the store (the race needs
-    the choice)."""
+    """The tuning runs, and the race runs once every tuning run is in the store (the race needs the choice). The Muon
+    check is not among them: it is trained by the programme's hook and read on its own (load_muon_check)."""
     tuning, store = tuning_configs(S), RunStore()
     if not _stored(store, tuning):
-        return tuning + muon_check_configs(S)
-    return tuning + muon_check_configs(S) + race_configs(
-        S, choose(S, load_or_train(tuning, store=store, progress=False, train=False)))
+        return tuning
+    return tuning + race_configs(S, choose(S, load_or_train(tuning, store=store, progress=False, train=False)))
 
 
 def load_muon_check(S: dict, train: bool) -> list | None:
@@ -158,8 +157,7 @@ def load(S: dict, configs, train: bool) -> tuple[list, list, dict]:
     configs: run_configs(S), as setup gives them (the race runs among them once the grid is stored)."""
     flag("train", train)
     store, tuning = RunStore(), tuning_configs(S)
-    check = {c.key() for c in muon_check_configs(S)}                 # loaded on their own (load_muon_check)
-    unique = {c.key(): c for c in configs if c.key() not in check}
+    unique = {c.key(): c for c in configs}
     missing = [c for c in unique.values() if not store.entry(c.key()).exists()]
     if not train and missing:
         stage = "tuning" if len(unique) == len({c.key() for c in tuning}) else "tuning and race"
@@ -170,19 +168,24 @@ def load(S: dict, configs, train: bool) -> tuple[list, list, dict]:
 
 
 def extra_training(S: dict, train: bool) -> str:
-    """The programme's hook for the race stage, after it has trained the grid; one line saying what was (to be) done."""
+    """The programme's hook for the race stage, after it has trained the grid, and for the Muon check; one line saying
+    what was (to be) done."""
     store, tuning = RunStore(), tuning_configs(S)
+    check = [c for c in muon_check_configs(S) if not store.entry(c.key()).exists()]
+    if train and check:
+        load_or_train(check, store=store, progress=False)
+    said = f"the Muon check: {'trained' if train else 'to train'} {len(check)} runs"
     if not _stored(store, tuning):
-        return "race: the race stage waits for the tuning grid"
+        return f"race: the race stage waits for the tuning grid; {said}"
     chosen = choose(S, load_or_train(tuning, store=store, progress=False, train=False))
     race = list({c.key(): c for c in race_configs(S, chosen)}.values())
     missing = [c for c in race if not store.entry(c.key()).exists()]
     if not train or not missing:
-        return f"race: {len(race)} race runs, {len(race) - len(missing)} stored"
+        return f"race: {len(race)} race runs, {len(race) - len(missing)} stored; {said}"
     # eager, like the grid: with per-run stopping a compiled step recompiles at every compaction, which cost more than
     # it saved on one H200 (bench/results/time_to_grok_compiled_nvidia_h200.txt)
     load_or_train(missing, store=store, progress=False)
-    return f"race: trained {len(missing)} race runs"
+    return f"race: trained {len(missing)} race runs; {said}"
 
 
 # -- the numbers per run ---------------------------------------------------------------------------------------------
