@@ -58,5 +58,8 @@ def effective_rank(M: torch.Tensor) -> torch.Tensor:
 
 
 def qk_effective_rank(w: dict, layer: int = 0) -> torch.Tensor:
-    """[run]: the effective rank of each head's W_Q W_Kᵀ [d, d], averaged over heads."""
-    return effective_rank(torch.einsum("rhde,rhfe->rhdf", w[f"{layer}.W_Q"], w[f"{layer}.W_K"])).mean(-1)
+    """[run]: the effective rank of each head's W_Q W_Kᵀ [d, d], averaged over heads. With W_Q = Q_q R_q and
+    W_K = Q_k R_k (QR, d x e factors), W_Q W_Kᵀ has the singular values of the e x e R_q R_kᵀ (and d - e zeros,
+    which add nothing to the entropy): the SVDs shrink from d x d to e x e."""
+    q, k = (torch.linalg.qr(w[f"{layer}.{n}"].double().cpu())[1] for n in ("W_Q", "W_K"))
+    return effective_rank(q @ k.transpose(-1, -2)).to(w[f"{layer}.W_Q"].device).mean(-1)

@@ -112,6 +112,16 @@ def test_effective_rank_counts_equal_directions():
     assert float(internals.effective_rank(M)) == pytest.approx(3.0)
 
 
+def test_qk_effective_rank_through_qr_is_the_products():
+    g = torch.Generator().manual_seed(0)
+    w = {"0.W_Q": torch.randn(3, 4, 16, 5, generator=g, dtype=torch.float64),
+         "0.W_K": torch.randn(3, 4, 16, 5, generator=g, dtype=torch.float64)}
+    w["0.W_K"][0, 0, :, 1:] = 0.0                                  # a rank-one head: the product has rank one
+    full = internals.effective_rank(torch.einsum("rhde,rhfe->rhdf", w["0.W_Q"], w["0.W_K"])).mean(-1)
+    assert torch.allclose(internals.qk_effective_rank(w), full, rtol=1e-10)
+    assert internals.effective_rank(torch.einsum("de,fe->df", w["0.W_Q"][0, 0], w["0.W_K"][0, 0])) == pytest.approx(1.0)
+
+
 def _trained(cfg, steps=40):
     t = Trainer([cfg], "cpu", dtype=torch.float64)
     t.run(progress=False)
