@@ -31,10 +31,13 @@ def manifest_rows(store) -> list[dict]:
     """One row per stored run of the chapters' paper profiles (sorted by key; runs trained for other
     settings, e.g. by the tests, are left out): its config hash, the chapters that read it, the settings
     that tell runs apart, both seeds, and where, with what and how long it was trained. The chapters' runs are
-    those the listed store implies (the race's second stage follows from its stored grid)."""
+    those the listed store implies (the race's second stage follows from its stored grid), with the runs the
+    chapters' hooks train (extra_configs)."""
     chapters: dict[str, list[str]] = {}
     with results_at(store.root):
         per = paper_configs()
+        for name in names("extra_configs"):
+            per[name] = per.get(name, []) + find(name).extra_configs(setup(name, "paper", {})[0])
     for name, cs in per.items():
         for c in cs:
             chapters.setdefault(c.key(), []).append(name)

@@ -94,6 +94,34 @@ def test_end_state_takes_medians_of_the_last_and_best_values():
     assert e == {"grokked": 1, "runs": 3, "train_acc": 0.9, "best_test_acc": pytest.approx(0.6), "weight_norm": 20.0}
 
 
+def _ended(key, cfg, held, norm=40.0):
+    import numpy as np
+    return SimpleNamespace(key=key, config=cfg, meta={"stop_held": held}, history={
+        "train_acc": np.array([1.0]), "test_acc": np.array([0.99 if held else 0.5]), "weight_norm": np.array([norm])})
+
+
+def test_distinct_rows_name_a_shared_setting_once():
+    a, b = [_ended("k1", None, [5, 9])], [_ended("k2", None, None)]
+    got = race.distinct({"tuned": a, "probe": a, "other": b})
+    assert got == {"k1": (["tuned", "probe"], a), "k2": (["other"], b)}
+    assert [r[0] for r in race.end_rows({"tuned": a, "probe": a, "other": b})] == ["tuned", "other"]
+
+
+def test_the_muon_check_table_sets_the_paper_adamw_on_the_same_seeds_beside_each_decay():
+    S = setup("race", "paper", {})[0]
+    base = race._configs(S, dict(lr=S["base_lr"], wd=S["base_wd"]), race.tune_seeds(S))
+    steps = [100 * (i + 1) for i in range(len(base))]
+    tuned = [_ended(c.key(), c, [s, s + 9]) for c, s in zip(base, steps)]
+    check = [_ended(c.key(), c, [1000, 1009] if c.wd == 0.3 else None, norm=90.0) for c in race.muon_check_configs(S)]
+    rows = race.muon_check_rows(S, check, tuned)
+    assert [r[0] for r in rows] == ["paper AdamW, lr 0.001, wd 1", "lr 0.001, wd 0.1, Muon lr 0.01",
+                                    "lr 0.001, wd 0.3, Muon lr 0.01"]
+    assert all(len(r) == len(race.CHECK_HEADERS) for r in rows)
+    assert rows[0][1:4] == ["0.10%", "8/8", "450 (275–625)"]
+    assert rows[1][2:4] == ["0/8", "–"] and rows[2][1:4] == ["0.30%", "8/8", "1,000 (1,000–1,000)"]
+    assert race.muon_check_rows(S, check, tuned[1:])[0][0].startswith("lr 0.001, wd 0.1")   # baseline not all there
+
+
 # -- the verdict's claims, each flipped ------------------------------------------------------------------------------
 def row(name, grokked, median, runs=32, device="NVIDIA H200", s_per=0.1, steps=None):
     return {"stage": "race", "row": name, "runs": runs, "grokked": grokked, "share": grokked / runs, "median": median,

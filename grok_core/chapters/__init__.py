@@ -6,6 +6,7 @@ A chapter module declares what it has, by name:
   run_configs(S)  the RunConfigs its notebook reads, which the programme trains (optional);
   claims(S, runs) its numbers per setting, which its notebook exports (optional);
   extra_training(S, train)  trains (when train) the runs of another kind it reads, for the programme (optional).
+  extra_configs(S) RunConfigs of the run store that extra_training trains besides run_configs, for the manifest (optional).
 Chapters come in the order _toc.yml gives the book; one that is not in it comes after, by name.
 """
 from __future__ import annotations

@@ -100,6 +100,11 @@ def muon_check_configs(S: dict) -> list:
     return [c for g in muon_check(S) for c in _configs(S, g, tune_seeds(S))]
 
 
+def extra_configs(S: dict) -> list:
+    """The Muon check's runs: trained by extra_training, listed in the manifest with the chapter's own."""
+    return muon_check_configs(S)
+
+
 def choose(S: dict, runs) -> dict[str, dict]:
     """CHOICE_RULE: method -> its chosen grid point, from the tuning runs (Runs, any order)."""
     by_key = {r.key: r for r in runs}
@@ -126,8 +131,12 @@ def race_configs(S: dict, chosen: dict[str, dict]) -> list:
     return [c for _, setting in race_settings(S, chosen).values() for c in _configs(S, setting, range(S["n_seeds"]))]
 
 
+def _missing(store: RunStore, configs) -> list:
+    return [c for c in configs if not store.entry(c.key()).exists()]
+
+
 def _stored(store: RunStore, configs) -> bool:
-    return all(store.entry(c.key()).exists() for c in configs)
+    return not _missing(store, configs)
 
 
 def run_configs(S: dict) -> list:
@@ -141,10 +150,10 @@ def run_configs(S: dict) -> list:
 
 def load_muon_check(S: dict, train: bool) -> list | None:
     """The Muon check's runs, trained where missing when train; None when they are not all stored and not train."""
-    cs = muon_check_configs(S)
-    if not train and not _stored(RunStore(), cs):
+    cs, store = muon_check_configs(S), RunStore()
+    if not train and not _stored(store, cs):
         return None
-    return load_or_train(cs, store=RunStore(), progress=False, train=train)
+    return load_or_train(cs, store=store, progress=False, train=train)
 
 
 def _missing_line(what: str, n: int, of: int, store: RunStore) -> str:
@@ -158,7 +167,7 @@ def load(S: dict, configs, train: bool) -> tuple[list, list, dict]:
     flag("train", train)
     store, tuning = RunStore(), tuning_configs(S)
     unique = {c.key(): c for c in configs}
-    missing = [c for c in unique.values() if not store.entry(c.key()).exists()]
+    missing = _missing(store, unique.values())
     if not train and missing:
         stage = "tuning" if len(unique) == len({c.key() for c in tuning}) else "tuning and race"
         raise LookupError(_missing_line(stage, len(missing), len(unique), store))
@@ -171,7 +180,7 @@ def extra_training(S: dict, train: bool) -> str:
     """The programme's hook for the race stage, after it has trained the grid, and for the Muon check; one line saying
     what was (to be) done."""
     store, tuning = RunStore(), tuning_configs(S)
-    check = [c for c in muon_check_configs(S) if not store.entry(c.key()).exists()]
+    check = _missing(store, muon_check_configs(S))
     if train and check:
         load_or_train(check, store=store, progress=False)
     said = f"the Muon check: {'trained' if train else 'to train'} {len(check)} runs"
@@ -179,7 +188,7 @@ def extra_training(S: dict, train: bool) -> str:
         return f"race: the race stage waits for the tuning grid; {said}"
     chosen = choose(S, load_or_train(tuning, store=store, progress=False, train=False))
     race = list({c.key(): c for c in race_configs(S, chosen)}.values())
-    missing = [c for c in race if not store.entry(c.key()).exists()]
+    missing = _missing(store, race)
     if not train or not missing:
         return f"race: {len(race)} race runs, {len(race) - len(missing)} stored; {said}"
     # eager, like the grid: with per-run stopping a compiled step recompiles at every compaction, which cost more than
@@ -416,16 +425,43 @@ def end_state(rs) -> dict:
             "weight_norm": med(lambda h: h["weight_norm"][-1])}
 
 
-def end_rows(rows: dict) -> list[list[str]]:
-    """END_HEADERS rows, one per race row (name -> its runs); a probe setting that is a tuned row's is shown once."""
-    out, seen = [], set()
+def distinct(rows: dict) -> dict[str, tuple[list[str], list]]:
+    """First run key -> (row names, runs) of race rows (name -> runs): a probe setting that is a tuned row's is one
+    entry with both names."""
+    out: dict[str, tuple[list[str], list]] = {}
     for name, rs in rows.items():
-        if rs[0].key in seen:
+        out.setdefault(rs[0].key, ([], rs))[0].append(name)
+    return out
+
+
+def _end_cells(rs) -> list[str]:
+    e = end_state(rs)
+    return [f"{e['grokked']}/{e['runs']}", f"{e['train_acc']:.3f}", f"{e['best_test_acc']:.3f}", f"{e['weight_norm']:.1f}"]
+
+
+def end_rows(rows: dict) -> list[list[str]]:
+    """END_HEADERS rows, one per distinct race row (name -> its runs), under its first name."""
+    return [[names[0]] + _end_cells(rs) for names, rs in distinct(rows).values()]
+
+
+CHECK_HEADERS = ["setting", "decay a step", "grokked", "median steps to grok (IQR)"] + END_HEADERS[2:]
+
+
+def muon_check_rows(S: dict, check, tuned) -> list[list[str]]:
+    """CHECK_HEADERS rows: the paper's AdamW on the same tuning seeds (from the tuning runs, when its point is in the
+    AdamW grid), then each of the check's weight decays."""
+    by_key = {r.key: r for r in tuned}
+    base = dict(lr=S["base_lr"], wd=S["base_wd"])
+    groups = {"paper AdamW, " + _label(base): (base, [by_key.get(c.key()) for c in _configs(S, base, tune_seeds(S))])}
+    for g in muon_check(S):
+        groups[_label(g)] = (g, [r for r in check if r.config.wd == g["wd"]])
+    out = []
+    for name, (g, rs) in groups.items():
+        if not rs or None in rs:
             continue
-        seen.add(rs[0].key)
-        e = end_state(rs)
-        out.append([name, f"{e['grokked']}/{e['runs']}", f"{e['train_acc']:.3f}", f"{e['best_test_acc']:.3f}",
-                    f"{e['weight_norm']:.1f}"])
+        med, q1, q3 = quartiles([x for x in (_grok_step(r) for r in rs) if x is not None])
+        out.append([name, f"{decay_per_step(S, g):.2%}", _end_cells(rs)[0],
+                    "–" if med is None else f"{med:,.0f} ({q1:,.0f}–{q3:,.0f})"] + _end_cells(rs)[1:])
     return out
 
 
