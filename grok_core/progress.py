@@ -18,10 +18,10 @@ import torch
 
 from . import transitions as tr
 from .config import RunConfig
-from .devices import default_device, device_name, set_strict_fp32
+from .devices import default_device
 from .measures import MeasureContext, circuit_losses
-from .runner import plan
-from .store import Run, RunStore, code_commit, results_root
+from .runner import batches_to_train, plan, train_batch
+from .store import Run, RunStore, results_root
 from .train import RunResult, Trainer
 
 # admissible candidates (each reads test inputs at most), in the order of the chapter's tables
@@ -113,44 +113,45 @@ def example_snapshots(snaps: dict, n: int) -> dict:
     return {"step": snaps["step"][at], "weights": snaps["weights"][at].to(torch.float16)}
 
 
+def _store_measured(records: RunStore, device, most_expensive: int, examples: tuple[str, ...], n_example: int,
+                    result: RunResult, meta: dict) -> Run:
+    """Measure one stopped run from its snapshots and store its record (snapshots only for the keys in examples)."""
+    m0 = time.time()
+    measured = measure_snapshots(result.config, result.snapshots["step"].numpy(), result.snapshots["weights"],
+                                 device, most_expensive)
+    keep = example_snapshots(result.snapshots, n_example) if result.config.key() in examples else None
+    return records.put(result.config, record(result, measured), meta | result.stop | {
+        "measure_s": round(time.time() - m0, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, snapshots=keep)
+
+
 def train_and_measure(configs: list[RunConfig], records: RunStore, device=None, max_batch: int = 64,
                       examples: tuple[str, ...] = (), n_example: int = 6, most_expensive: int = 40,
-                      progress: bool = False) -> str:
+                      progress: bool = False, ckpt_every: int = 10000) -> str:
     """Train the configs whose records are missing, batch by batch, measure each run from its snapshots as it
     stops (or at the end) and store its record (snapshots only for the keys in `examples`); one line of what was
-    done."""
+    done. Batches are checkpointed every ckpt_every steps, snapshots included, and an interrupted batch resumes
+    from its checkpoint (grok_core.runner.train_batch): the runs it had stopped are stored already."""
     missing = list({c.key(): c for c in configs if not records.entry(c.key()).exists()}.values())
     if not missing:
         return "0 runs trained"
-    set_strict_fp32()
     device = torch.device(device) if device is not None else default_device()
     records.check_writable()
-    t0, measure_s = time.time(), 0.0
-    batches = plan(missing, max_batch, device)
-    for batch in batches:
-        trainer = Trainer(batch, device)
-        start = time.time()
-        meta = {"code_commit": code_commit(), "device": device_name(device), "torch": torch.__version__,
-                "batch_size": len(batch)}
+    t0 = time.time()
+    measured, batches = [], 0
 
-        def finish(result: RunResult):
-            nonlocal measure_s
-            wall = time.time() - start
-            m0 = time.time()
-            measured = measure_snapshots(result.config, result.snapshots["step"].numpy(), result.snapshots["weights"],
-                                         device, most_expensive)
-            measure_s += time.time() - m0
-            keep = example_snapshots(result.snapshots, n_example) if result.config.key() in examples else None
-            records.put(result.config, record(result, measured), meta | result.stop | {
-                "wall_time_s": round(wall, 3), "measure_s": round(time.time() - m0, 3),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, snapshots=keep)
-        trainer.run(progress=progress, on_finish=finish)
-        for result in trainer.results():
-            finish(result)
-        del trainer
-        gc.collect()      # the batch's snapshots (gigabytes) go before the next batch is built
-    return (f"{len(missing)} runs trained and measured in {len(batches)} batches, {time.time() - t0:.0f} s "
-            f"({measure_s:.0f} s of it measuring)")
+    def keep(result: RunResult, meta: dict) -> Run:
+        run = _store_measured(records, device, most_expensive, examples, n_example, result, meta)
+        measured.append(run.meta["measure_s"])
+        return run
+    # the batches of checkpoints first; then any run that stopped before its batch was resumed and is not stored
+    for plan_of in (lambda: batches_to_train(missing, records.checkpoints(), max_batch, device),
+                    lambda: plan([c for c in missing if not records.entry(c.key()).exists()], max_batch, device)):
+        for batch in plan_of():
+            train_batch(batch, records, device, ckpt_every, progress=progress, keep=keep)
+            batches += 1
+            gc.collect()      # the batch's snapshots (gigabytes) go before the next batch is built
+    return (f"{len(missing)} runs trained and measured in {batches} batches, {time.time() - t0:.0f} s "
+            f"({sum(measured):.0f} s of it measuring)")
 
 
 def load_records(configs: list[RunConfig], records: RunStore) -> list[Run]:

@@ -13,7 +13,7 @@ import functools
 import gc
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -24,12 +24,12 @@ from .splits import split_sizes, warn_if_shrunk
 from .store import Checkpoint, Run, RunStore, code_commit
 from .devices import default_device, device_name, set_strict_fp32
 from .tickets import check_bases
-from .train import Trainer, recorded_steps
+from .train import RunResult, Trainer, recorded_steps
 
 
 def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_every: int = 1000,
                 deadline: float | None = None, progress: bool | None = None, save_weights: bool = False,
-                compile: bool = False) -> list[Run] | None:
+                compile: bool = False, keep: Callable[[RunResult, dict], Run] | None = None) -> list[Run] | None:
     """Train one batch of compatible runs (resuming a checkpoint) and store them; None if stopped early.
 
     A run that stops by its rule (RunConfig.stop_acc) is stored at once, before any checkpoint counts it as
@@ -40,6 +40,8 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
     float32 arithmetic up to rounding order); it is recorded in the run's metadata.
     Returns the batch's runs in its order, those that stopped before a resume read back from the store (one
     missing there meanwhile is left out, for the caller to train again).
+    keep(result, meta) stores a run instead of the history (with weights when save_weights, and snapshots): the
+    progress-measure pipeline stores its measures.
     """
     set_strict_fp32()
     gc.collect()        # a Trainer holds itself through its step functions: free the last batch's memory first
@@ -59,6 +61,9 @@ def train_batch(configs: list[RunConfig], store: RunStore, device=None, ckpt_eve
 
     def put(result, wall: float):
         more = {"wall_time_s": round(wall, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if keep is not None:
+            runs[result.config.key()] = keep(result, meta | more)
+            return
         runs[result.config.key()] = store.put(result.config, result.history, meta | more | result.stop,
                                               result.weights if save_weights else None, result.snapshots)
 
