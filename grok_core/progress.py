@@ -114,11 +114,11 @@ def example_snapshots(snaps: dict, n: int) -> dict:
 
 
 def _store_measured(records: RunStore, device, most_expensive: int, examples: tuple[str, ...], n_example: int,
-                    result: RunResult, meta: dict) -> Run:
+                    chunk: int, result: RunResult, meta: dict) -> Run:
     """Measure one stopped run from its snapshots and store its record (snapshots only for the keys in examples)."""
     m0 = time.time()
     measured = measure_snapshots(result.config, result.snapshots["step"].numpy(), result.snapshots["weights"],
-                                 device, most_expensive)
+                                 device, most_expensive, chunk)
     keep = example_snapshots(result.snapshots, n_example) if result.config.key() in examples else None
     return records.put(result.config, record(result, measured), meta | result.stop | {
         "measure_s": round(time.time() - m0, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, snapshots=keep)
@@ -126,11 +126,13 @@ def _store_measured(records: RunStore, device, most_expensive: int, examples: tu
 
 def train_and_measure(configs: list[RunConfig], records: RunStore, device=None, max_batch: int = 64,
                       examples: tuple[str, ...] = (), n_example: int = 6, most_expensive: int = 40,
-                      progress: bool = False, ckpt_every: int = 10000) -> str:
+                      progress: bool = False, ckpt_every: int = 10000, chunk: int = 16) -> str:
     """Train the configs whose records are missing, batch by batch, measure each run from its snapshots as it
     stops (or at the end) and store its record (snapshots only for the keys in `examples`); one line of what was
     done. Batches are checkpointed every ckpt_every steps, snapshots included, and an interrupted batch resumes
-    from its checkpoint (grok_core.runner.train_batch): the runs it had stopped are stored already."""
+    from its checkpoint (grok_core.runner.train_batch): the runs it had stopped are stored already. chunk: snapshots
+    evaluated at once (memory against speed; the values do not depend on it: every snapshot's LLC chain draws the
+    same noise)."""
     missing = list({c.key(): c for c in configs if not records.entry(c.key()).exists()}.values())
     if not missing:
         return "0 runs trained"
@@ -140,7 +142,7 @@ def train_and_measure(configs: list[RunConfig], records: RunStore, device=None, 
     measured, batches = [], 0
 
     def keep(result: RunResult, meta: dict) -> Run:
-        run = _store_measured(records, device, most_expensive, examples, n_example, result, meta)
+        run = _store_measured(records, device, most_expensive, examples, n_example, chunk, result, meta)
         measured.append(run.meta["measure_s"])
         return run
     # the batches of checkpoints first; then any run that stopped before its batch was resumed and is not stored

@@ -22,7 +22,7 @@ PROFILES = {
     "paper": dict(primes=[47, 59, 71, 97], fracs=[0.3, 0.4, 0.5, 0.6], wds=[0.3, 1.0, 3.0], n_seeds=3, split_seed=100,
                   slice_fns="subtract,x2_xy_y2", slice_frac=0.5, nowd_p=59, nowd_frac=0.5, nowd_seeds=8,
                   d_model=128, lr=1e-3, n_steps=30000, stop_hold=1000, stop_after=3000, record_dense=100,
-                  record_every=10, snapshots=60, snapshot_every=250, most_expensive=40, n_example_snapshots=6,
+                  record_every=10, snapshots=60, snapshot_every=250, most_expensive=40, n_example_snapshots=2,
                   horizons=[500, 1000, 2000]),
     # 8 runs at p = 23 and 31 of a narrower model at a larger rate: grokking within the budget in some runs and not in
     # others, so that every criterion has something to rank. 2,500 steps, not 3,000: on the 2-core CPU 3,000 steps
