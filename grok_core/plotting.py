@@ -259,11 +259,14 @@ def no_figure(name: str, text: str):
 
 
 def md_table(rows: list[list], headers: list[str], align: str | None = None) -> str:
-    """Rows of already-formatted cells as a Markdown pipe table (align: one of l/r/c per column)."""
+    """Rows of already-formatted cells as a Markdown pipe table (align: one of l/r/c per column); a "|" in a cell
+    (|ρ|, say) is escaped so that it stays in its column."""
     align = align or "l" + "r" * (len(headers) - 1)
     marks = {"l": ":--", "r": "--:", "c": ":-:"}
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks[a] for a in align) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    lines = [line(headers), "| " + " | ".join(marks[a] for a in align) + " |"] + [line(row) for row in rows]
     return "\n".join(lines)
 
 

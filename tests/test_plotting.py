@@ -135,3 +135,10 @@ def test_legend_below_lies_under_the_axes_and_their_x_label():
     assert leg_box.y1 <= label_box.y0 + 1 and leg_box.y1 < ax_box.y0
     fig_box = fig.bbox
     assert leg_box.y0 >= fig_box.y0 - 1   # constrained layout made room inside the figure
+
+
+def test_md_table_keeps_a_cell_with_a_pipe_in_its_column():
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt().enable("table").render(plotting.md_table([["0.43", "a"]], ["track |ρ|", "x"]))
+    assert html.count("</th>") == 2 and ">track |ρ|</th>" in html and html.count("</td>") == 2

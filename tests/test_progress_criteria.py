@@ -124,3 +124,18 @@ def test_the_quick_pipeline_trains_measures_and_judges(tmp_path, monkeypatch):
     assert C["result"]["verdict"] in ("reproduced", "partly reproduced", "not reproduced")
     with pytest.raises(LookupError, match="not in the store"):
         chapter.load(setup("progress_measures", "quick", {"n_seeds": 2})[0], train=False)
+
+
+def _claims(**med):
+    settings = _settings(**med)[1:]
+    for m in settings:
+        m |= {"spearman": 0.5, "tracking": 0.6, "lead": m["lead"] | {"q1": 0.0, "q3": 300.0}}
+    return {"settings": [{"kind": "population", "grokked": 10}] + settings}
+
+
+def test_apart_names_the_parts_med_misses_and_shows_the_earlier_measures():
+    text, rows = chapter.apart(_claims(positive=0.7, concordance=0.5))
+    assert "misses 2 of the rule's 5 parts (≥ 80% of runs leading; concordance ≥ 0.8)" in text
+    assert "loose clock" in text and [r[0] for r in rows] == ["med", *chapter.EARLIER]
+    text, _ = chapter.apart(_claims())
+    assert "misses 0" in text and "announces grokking" in text

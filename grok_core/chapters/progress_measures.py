@@ -256,14 +256,23 @@ def measure_claims(S, runs, rows, name, clock_pred=None) -> dict:
     return out
 
 
-def predicts(m: dict) -> bool:
-    """The rule: the median lead's 95 % interval lies above 0 with at least PREDICTS_POSITIVE of the grokked runs
-    leading; concordance >= PREDICTS_C with permutation p < ALPHA; and the paired interval of its concordance minus
-    the clock's lies above 0. The clock itself, and a measure short of any part, does not predict."""
+def rule_parts(m: dict) -> dict[str, bool]:
+    """Each part of the rule, held or not: the median lead's 95 % interval lies above 0 with at least
+    PREDICTS_POSITIVE of the grokked runs leading; concordance >= PREDICTS_C with permutation p < ALPHA; the paired
+    interval of its concordance minus the clock's lies above 0. The clock itself holds none."""
     lead = m["lead"]
-    return bool(m["measure"] != "clock" and lead["n"] and lead["ci"][0] is not None and lead["ci"][0] > 0
-                and lead["positive"] >= PREDICTS_POSITIVE and m["concordance"] >= PREDICTS_C
-                and m["permutation_p"] < ALPHA and m.get("vs_clock_ci", [np.nan])[0] > 0)
+    ok = m["measure"] != "clock" and bool(lead["n"])
+    vs_clock = (m.get("vs_clock_ci") or [None])[0]
+    return {"median lead above 0": ok and lead["ci"][0] is not None and lead["ci"][0] > 0,
+            f"≥ {PREDICTS_POSITIVE:.0%} of runs leading": ok and lead["positive"] >= PREDICTS_POSITIVE,
+            f"concordance ≥ {PREDICTS_C}": ok and m["concordance"] >= PREDICTS_C,
+            f"permutation p < {ALPHA}": ok and m["permutation_p"] < ALPHA,
+            "beats the clock": ok and vs_clock is not None and vs_clock > 0}
+
+
+def predicts(m: dict) -> bool:
+    """The rule: every part of rule_parts holds."""
+    return all(rule_parts(m).values())
 
 
 def population(rows) -> dict:
@@ -333,7 +342,8 @@ def result(S: dict, C: dict) -> ResultBox:
     F = findings(st)
     rank, n = med_rank(st)
     med, clock = m["med"], m["clock"]
-    winners = [s["label"] for s in m.values() if s["predicts"]]
+    winners = "; ".join(s["label"] for s in m.values() if s["predicts"] and s["admissible"]) or "none"
+    ceilings = "; ".join(s["label"] for s in m.values() if s["predicts"] and not s["admissible"])
     return ResultBox(
         claim=("MED, the mean distance between consecutive operand embeddings, is a concise progress measure that "
                "traces the test loss more accurately than earlier ones (weight norm, Nanda et al.'s restricted and "
@@ -344,7 +354,8 @@ def result(S: dict, C: dict) -> ResultBox:
                   f"its median lead is {_f(med['lead']['median'], 0)} steps with "
                   f"{_f(100 * med['lead']['positive'] if med['lead']['positive'] is not None else None, 0)} % of "
                   f"runs leading; it tracks the test loss's steps with median |ρ| {_f(med.get('tracking_diff'))}. "
-                  f"Measures that predict grokking by the rule: {', '.join(winners) or 'none'}. Tests holding: "
+                  f"Admissible measures that predict grokking by the rule: {winners}"
+                  + (f" (and, not admissible: {ceilings})" if ceilings else "") + ". Tests holding: "
                   + holding(F) + "."),
         verdict=verdict(F),
         rule=(f"A measure predicts grokking if its median lead (t_grok − its 50 % transition) has a 95 % bootstrap "
@@ -354,6 +365,40 @@ def result(S: dict, C: dict) -> ResultBox:
               "grokking; MED's median |Spearman| with the test loss on first differences is at least that of weight "
               "norm, restricted loss, excluded loss and Fourier Gini; no candidate's concordance beats MED's beyond "
               "its interval. Reproduced if all three hold, partly if two do, else not reproduced."))
+
+
+APART_HEADERS = ["measure", "median lead (IQR)", "lead > 0", "C-index (95 % CI)", "Spearman t_M, t_grok",
+                 "track |ρ|", "track Δ |ρ|"]
+
+
+def apart(C: dict) -> tuple[str, list[list[str]]]:
+    """Where the paper's claim and these runs part: the parts of the rule MED misses and its numbers beside the
+    earlier measures the paper compares it with and the best admissible measure by concordance (text, table rows)."""
+    m = _measures(C["settings"])
+    med = m["med"]
+    missed = [part for part, held in rule_parts(med).items() if not held]
+    best = max((s for n, s in m.items() if s["admissible"] and n != "clock" and np.isfinite(s["concordance"])),
+               key=lambda s: s["concordance"])
+    earlier = [m[n] for n in EARLIER]
+    top = max((s for s in earlier if s.get("tracking_diff") is not None), key=lambda s: s["tracking_diff"])
+    text = (f"MED misses {len(missed)} of the rule's {len(rule_parts(med))} parts"
+            + (f" ({'; '.join(missed)})" if missed else "") + f". Over the {C['settings'][0]['grokked']} grokked runs "
+            f"its transition comes a median {_f(med['lead']['median'], 0)} steps before t_grok, interquartile range "
+            f"{_f(med['lead']['q1'], 0)} to {_f(med['lead']['q3'], 0)}, and orders the runs' grokking steps with "
+            f"Spearman {_f(med.get('spearman'))}, against {_f(best.get('spearman'))} for {best['label']}, the most "
+            f"concordant admissible measure. On first differences MED follows the test loss with median |ρ| "
+            f"{_f(med.get('tracking_diff'))}; the best of the earlier measures, {top['label']}, "
+            f"{_f(top.get('tracking_diff'))}. The paper shows MED beside the test loss in single runs; over many "
+            "runs and by the rule above, MED's transition " + ("is a loose clock for grokking." if missed
+                                                              else "announces grokking."))
+    rows = []
+    for s in [med] + earlier + ([best] if best["measure"] not in ("med", *EARLIER) else []):
+        lead = s["lead"]
+        rows.append([s["label"], f"{_f(lead['median'], 0)} ({_f(lead['q1'], 0)} to {_f(lead['q3'], 0)})",
+                     "–" if lead["positive"] is None else f"{100 * lead['positive']:.0f} %",
+                     f"{_f(s['concordance'])} ({_f(s['concordance_ci'][0])}–{_f(s['concordance_ci'][1])})",
+                     _f(s.get("spearman")), _f(s.get("tracking")), _f(s.get("tracking_diff"))])
+    return text, rows
 
 
 TABLE_HEADERS = ["measure", "runs", "median lead (IQR)", "lead > 0", "C-index (95 % CI)", "perm. p", "C − clock (CI)",
