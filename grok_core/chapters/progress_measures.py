@@ -303,6 +303,12 @@ def _measures(settings):
     return {s["measure"]: s for s in settings if s["kind"] == "measure"}
 
 
+def _admissible(m: dict) -> list[dict]:
+    """The admissible candidates with a concordance, most concordant first (the clock is the baseline, not one)."""
+    return sorted((s for n, s in m.items() if s["admissible"] and n != "clock" and np.isfinite(s["concordance"])),
+                  key=lambda s: -s["concordance"])
+
+
 def findings(settings: list[dict]) -> dict:
     """The paper's claim about MED as three tests: predicts (MED meets the rule, `predicts`); tracks (MED's median
     |Spearman| with the test loss on first differences is at least each earlier measure's, EARLIER); ranks (no
@@ -311,8 +317,7 @@ def findings(settings: list[dict]) -> dict:
     m = _measures(settings)
     med = m["med"]
     earlier = [m[n]["tracking_diff"] for n in EARLIER if m[n].get("tracking_diff") is not None]
-    cands = [s for n, s in m.items() if s["admissible"] and n != "clock" and np.isfinite(s["concordance"])]
-    best = max(cands, key=lambda s: s["concordance"])
+    best = _admissible(m)[0]
     return {"predicts": med["predicts"],
             "tracks": med.get("tracking_diff") is not None and all(med["tracking_diff"] >= e for e in earlier),
             "ranks": best["measure"] == "med" or (best["concordance_ci"][0] is not None
@@ -326,9 +331,7 @@ def verdict(found: dict) -> str:
 
 def med_rank(settings) -> tuple[int, int]:
     """(MED's place by concordance among the admissible candidates, how many there are)."""
-    m = _measures(settings)
-    cands = sorted((s for n, s in m.items() if s["admissible"] and n != "clock" and np.isfinite(s["concordance"])),
-                   key=lambda s: -s["concordance"])
+    cands = _admissible(_measures(settings))
     return [s["measure"] for s in cands].index("med") + 1, len(cands)
 
 
@@ -377,8 +380,7 @@ def apart(C: dict) -> tuple[str, list[list[str]]]:
     m = _measures(C["settings"])
     med = m["med"]
     missed = [part for part, held in rule_parts(med).items() if not held]
-    best = max((s for n, s in m.items() if s["admissible"] and n != "clock" and np.isfinite(s["concordance"])),
-               key=lambda s: s["concordance"])
+    best = _admissible(m)[0]
     earlier = [m[n] for n in EARLIER]
     top = max((s for s in earlier if s.get("tracking_diff") is not None), key=lambda s: s["tracking_diff"])
     text = (f"MED misses {len(missed)} of the rule's {len(rule_parts(med))} parts"
