@@ -139,3 +139,24 @@ def test_apart_names_the_parts_med_misses_and_shows_the_earlier_measures():
     assert "loose clock" in text and [r[0] for r in rows] == ["med", *chapter.EARLIER]
     text, _ = chapter.apart(_claims())
     assert "misses 0" in text and "announces grokking" in text
+
+
+def test_nowd_rows_count_grokked_runs_and_the_first_collapsed_snapshot():
+    from types import SimpleNamespace
+
+    from grok_core import progress
+    from grok_core.chapters import setup
+
+    S, _ = setup("progress_measures", "quick", {"nowd_seeds": 2})
+    cs = chapter.nowd_configs(S)
+    sc = {0: [0.0, 0.5, 1.0], 1: [0.0, 0.2, 0.4]}          # softmax seed 0 collapses at step 200; the rest never
+    runs = [SimpleNamespace(key=c.key(), history={"test_acc": np.array([0.1, 0.3 + 0.1 * c.init_seed]),
+                                                  "snapshot_step": np.array([0, 100, 200]),
+                                                  progress.AT_SNAPSHOT + "sc_fraction":
+                                                      np.array(sc[c.init_seed] if c.loss == "ce" else [0.0] * 3)})
+            for c in cs]
+    rows = [{"key": c.key(), "t_grok": 150 if c.loss == "stablemax" and c.init_seed else None} for c in cs]
+    soft, stable = chapter.nowd_rows(S, runs, rows)
+    assert soft == ["softmax (fp32)", "2", "0", "0.30–0.40", "0.400–1.000", "200 (1 of 2 runs)"]
+    assert stable[2] == "1" and stable[-1] == "never"
+    assert chapter.nowd_rows(setup("progress_measures", "quick", {})[0], runs, rows) == []

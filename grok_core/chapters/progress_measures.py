@@ -427,6 +427,30 @@ FIGURE_MEASURES = ("med", "weight_norm", "restricted_loss", "circuit_share", "fo
                    "llc")
 
 
+NOWD_HEADERS = ["loss", "runs", "grokked", "final test acc. (min–max)", "collapsed share at the end (min–max)",
+                "first step with ≥ 0.99 collapsed (median)"]
+NOWD_LOSSES = {"ce": "softmax (fp32)", "stablemax": "StableMax"}
+
+
+def nowd_rows(S: dict, runs, rows: list[dict]) -> list[list[str]]:
+    """The runs without weight decay, one row per loss: how many grok, where their test accuracy ends, and what the
+    collapse measure (share of train rows whose normalised output, softmax or StableMax, rounds to one) reads."""
+    recs, by = {r.key: r for r in runs}, {r["key"]: r for r in rows}
+    out = []
+    for loss, label in NOWD_LOSSES.items():
+        cs = [c for c in nowd_configs(S) if c.loss == loss]
+        if not cs:
+            continue
+        hs = [recs[c.key()].history for c in cs]
+        acc = [float(h["test_acc"][-1]) for h in hs]
+        sc = [np.asarray(h[progress.AT_SNAPSHOT + "sc_fraction"], dtype=float) for h in hs]
+        first = [int(h["snapshot_step"][np.argmax(v >= 0.99)]) for h, v in zip(hs, sc) if (v >= 0.99).any()]
+        out.append([label, str(len(cs)), str(sum(by[c.key()]["t_grok"] is not None for c in cs)),
+                    f"{min(acc):.2f}–{max(acc):.2f}", f"{min(v[-1] for v in sc):.3f}–{max(v[-1] for v in sc):.3f}",
+                    f"{np.median(first):,.0f} ({len(first)} of {len(cs)} runs)" if first else "never"])
+    return out
+
+
 def example_rows(rows: list[dict], n: int = 4) -> list[dict]:
     """n grokked runs for Figure A: one per p where there are enough, the median delay of each p's grokked runs."""
     grokked = [r for r in rows if r["t_grok"] is not None and r["t_mem"] is not None]
