@@ -379,11 +379,12 @@ def apart(C: dict) -> tuple[str, list[list[str]]]:
     earlier measures the paper compares it with and the best admissible measure by concordance (text, table rows)."""
     m = _measures(C["settings"])
     med = m["med"]
-    missed = [part for part, held in rule_parts(med).items() if not held]
+    parts = rule_parts(med)
+    missed = [part for part, held in parts.items() if not held]
     best = _admissible(m)[0]
     earlier = [m[n] for n in EARLIER]
     top = max((s for s in earlier if s.get("tracking_diff") is not None), key=lambda s: s["tracking_diff"])
-    text = (f"MED misses {len(missed)} of the rule's {len(rule_parts(med))} parts"
+    text = (f"MED misses {len(missed)} of the rule's {len(parts)} parts"
             + (f" ({'; '.join(missed)})" if missed else "") + f". Over the {C['settings'][0]['grokked']} grokked runs "
             f"its transition comes a median {_f(med['lead']['median'], 0)} steps before t_grok, interquartile range "
             f"{_f(med['lead']['q1'], 0)} to {_f(med['lead']['q3'], 0)}, and orders the runs' grokking steps with "
@@ -393,13 +394,9 @@ def apart(C: dict) -> tuple[str, list[list[str]]]:
             f"{_f(top.get('tracking_diff'))}. The paper shows MED beside the test loss in single runs; over many "
             "runs and by the rule above, MED's transition " + ("is a loose clock for grokking." if missed
                                                               else "announces grokking."))
-    rows = []
-    for s in [med] + earlier + ([best] if best["measure"] not in ("med", *EARLIER) else []):
-        lead = s["lead"]
-        rows.append([s["label"], f"{_f(lead['median'], 0)} ({_f(lead['q1'], 0)} to {_f(lead['q3'], 0)})",
-                     "–" if lead["positive"] is None else f"{100 * lead['positive']:.0f} %",
-                     f"{_f(s['concordance'])} ({_f(s['concordance_ci'][0])}–{_f(s['concordance_ci'][1])})",
-                     _f(s.get("spearman")), _f(s.get("tracking")), _f(s.get("tracking_diff"))])
+    rows = [[s["label"], _lead_cell(s["lead"]), _f(s["lead"]["positive"]), _concordance_cell(s), _f(s.get("spearman")),
+             _f(s.get("tracking")), _f(s.get("tracking_diff"))]
+            for s in [med] + earlier + ([best] if best["measure"] not in ("med", *EARLIER) else [])]
     return text, rows
 
 
@@ -407,14 +404,22 @@ TABLE_HEADERS = ["measure", "runs", "median lead (IQR)", "lead > 0", "C-index (9
                  "Spearman", "LOPO |err|", "track |ρ|", "track Δ |ρ|", "AUROC at h", "remain |err| at h", "predicts"]
 
 
+def _lead_cell(lead: dict) -> str:
+    return f"{_f(lead['median'], 0)} ({_f(lead['q1'], 0)}, {_f(lead['q3'], 0)})"
+
+
+def _concordance_cell(s: dict) -> str:
+    ci = s["concordance_ci"]
+    return f"{_f(s['concordance'])} ({_f(ci[0])}, {_f(ci[1])})"
+
+
 def table_rows(settings: list[dict]) -> list[list[str]]:
     rows = []
     for s in (s for s in settings if s["kind"] == "measure"):
         lead = s["lead"]
-        ci, vs = s["concordance_ci"], s.get("vs_clock_ci")
-        rows.append([s["label"], f"{s['runs']} ({s['grokked']})",
-                     f"{_f(lead['median'], 0)} ({_f(lead['q1'], 0)}, {_f(lead['q3'], 0)})",
-                     _f(lead["positive"]), f"{_f(s['concordance'])} ({_f(ci[0])}, {_f(ci[1])})", _f(s["permutation_p"], 3),
+        vs = s.get("vs_clock_ci")
+        rows.append([s["label"], f"{s['runs']} ({s['grokked']})", _lead_cell(lead), _f(lead["positive"]),
+                     _concordance_cell(s), _f(s["permutation_p"], 3),
                      "–" if vs is None else f"{_f(vs[0])}, {_f(vs[1])}", _f(s["spearman"]), _f(s["lopo_error"]),
                      _f(s.get("tracking")), _f(s.get("tracking_diff")),
                      " / ".join(_f(w["auroc"]) for w in s["warning"]),
@@ -441,12 +446,12 @@ def nowd_rows(S: dict, runs, rows: list[dict]) -> list[list[str]]:
         cs = [c for c in nowd_configs(S) if c.loss == loss]
         if not cs:
             continue
-        hs = [recs[c.key()].history for c in cs]
-        acc = [float(h["test_acc"][-1]) for h in hs]
-        sc = [np.asarray(h[progress.AT_SNAPSHOT + "sc_fraction"], dtype=float) for h in hs]
-        first = [int(h["snapshot_step"][np.argmax(v >= 0.99)]) for h, v in zip(hs, sc) if (v >= 0.99).any()]
+        acc = [float(recs[c.key()].history["test_acc"][-1]) for c in cs]
+        series = [progress.measure_series(recs[c.key()], "sc_fraction") for c in cs]
+        first = [int(steps[np.argmax(v >= 0.99)]) for steps, v in series if (v >= 0.99).any()]
+        end = [v[-1] for _, v in series]
         out.append([label, str(len(cs)), str(sum(by[c.key()]["t_grok"] is not None for c in cs)),
-                    f"{min(acc):.2f}–{max(acc):.2f}", f"{min(v[-1] for v in sc):.3f}–{max(v[-1] for v in sc):.3f}",
+                    f"{min(acc):.2f}–{max(acc):.2f}", f"{min(end):.3f}–{max(end):.3f}",
                     f"{np.median(first):,.0f} ({len(first)} of {len(cs)} runs)" if first else "never"])
     return out
 
