@@ -11,8 +11,9 @@ transformer, AdamW lr 1e-3, wd 1, strict fp32; p97_tuned, p97 with the race chap
 seed (AdamW lr 3e-3, wd 3); --seeds runs each (init and split seed r), every one a run of
 the batched engine with a stop rule (RunConfig.stop_acc, stop_hold, stop_after; grok_core.stopping): it stops
 once its test accuracy has stayed >= --stop-acc at every recorded step for --stop-hold steps (recorded every
---record-every steps), or at the --budget of steps. Stopped runs leave the batch at once (compiled: once half
-its rows have stopped, since each compaction compiles the step again; --compact-share sets the share).
+--record-every steps), or at the --budget of steps. Stopped runs leave the batch once a quarter of its rows have
+stopped (each compaction captures the CUDA graphs again; compiled: half, since each compiles the step again; on a
+CPU at once; --compact-share sets the share).
 
 GPU-seconds are the wall-clock seconds of the one device from building the batch to its last run's end:
 set-up, graph capture (and compilation) and every compaction included. Per grokked seed: those seconds over
@@ -160,7 +161,7 @@ def main():
     ap.add_argument("--record-every", type=int, default=10, help="steps between recorded steps (default 10)")
     ap.add_argument("--compile", action="store_true", help="run the step through torch.compile")
     ap.add_argument("--compact-share", type=float, default=None, help="stopped runs leave the batch once they are this "
-                    "share of its rows (default: at once; compiled, 0.5)")
+                    "share of its rows (default: 0.25 with CUDA graphs; compiled, 0.5; on a CPU at once)")
     ap.add_argument("--ref", type=Path, default=None, help="checkout of the released code, for its ratio")
     args = ap.parse_args()
     report = Report(args, "time_to_grok_compiled" if args.compile else "time_to_grok")

@@ -112,7 +112,8 @@ class Trainer:
         dtype: float64 trains the same runs in double precision, for tests whose claim is "the same arithmetic"
         (runs are stored only from float32 training; the store's keys name float32 runs).
         compact_share: stopped runs leave the batch once they are at least this share of its rows (default: at
-        once, 0; compiled, 0.5, since each compaction compiles the step again); until then they train on unread.
+        once, 0; with CUDA graphs 0.25, since each compaction captures them again; compiled, 0.5, since each
+        compiles the step again); until then they train on unread.
         """
         RunConfig.check_batchable(configs)
         self.batch_configs = list(configs)
@@ -133,6 +134,9 @@ class Trainer:
         self.metrics = metric_names(cfg)
         self.loss_fn = training_loss(cfg, dtype)
         self._grad_measured = any(MEASURES[n].needs_grad for n in self.metrics)
+        # the stream a recorded step's measures run on, beside its backward (CUDA; not when a measure needs the
+        # gradient, which the forward then computes first)
+        self._side = torch.cuda.Stream(dev) if dev.type == "cuda" and not self._grad_measured else None
 
         self.step = 0
         self.step_t = torch.zeros((), dtype=torch.long, device=dev)     # the same counter, on the device
@@ -147,7 +151,8 @@ class Trainer:
 
         # per-run stopping: the rules by batch index, the runs stopped, those run() has yet to hand to on_finish
         self.stopping = any(c.has_stop_rule for c in configs)
-        self.compact_share = (0.5 if compile else 0.0) if compact_share is None else float(compact_share)
+        self.compact_share = ((0.5 if compile else 0.25 if self.use_graph else 0.0) if compact_share is None
+                              else float(compact_share))
         self.rules = {i: StopRule(c) for i, c in enumerate(configs) if c.has_stop_rule}
         self.finished: set[int] = set()
         self.stopped: list[RunResult] = []
@@ -207,9 +212,10 @@ class Trainer:
             # torch.compile caches code per function, shared by every Trainer: a process that trains batches of
             # many shapes (the programme) would pass dynamo's recompile limit and fall back to eager unnoticed.
             torch._dynamo.reset()
-        self._forward_fn = torch.compile(self._forward, dynamic=False) if self.compiled else self._forward
-        self._update_fn = (torch.compile(self.optimizer.update, dynamic=False) if self.compiled
-                           else self.optimizer.update)
+        compiled = (lambda f: torch.compile(f, dynamic=False)) if self.compiled else (lambda f: f)
+        self._forward_fn, self._train_fn, self._measure_fn = map(compiled, (self._forward, self._train_forward,
+                                                                            self._measure_row))
+        self._update_fn = compiled(self.optimizer.update)
         self._graphs = {}
 
     # -- one step -------------------------------------------------------------------------------------
@@ -242,13 +248,17 @@ class Trainer:
                              d.train_idx)
         return torch.stack([MEASURES[n].fn(ctx) for n in names], -1)
 
-    def _forward(self, flat: torch.Tensor, record: bool):
-        """Train loss (with grad) and, when record, the measures row [run, n_metrics] of the model
-        before this step's update (else None). The test rows are run only when recording."""
+    def _train_forward(self, flat: torch.Tensor):
+        """The train rows: the weighted train loss (with grad), its per-sample terms and the logits."""
         d = self.data
         logits = self._logits(self._weights(flat), d.train_ij, self.base_train)
         per_sample = self.loss_fn(logits, d.train_labels)
-        loss = (per_sample * d.train_w).sum()
+        return (per_sample * d.train_w).sum(), per_sample, logits
+
+    def _forward(self, flat: torch.Tensor, record: bool):
+        """Train loss (with grad) and, when record, the measures row [run, n_metrics] of the model
+        before this step's update (else None). The test rows are run only when recording."""
+        loss, per_sample, logits = self._train_forward(flat)
         if not record:
             return loss, None
         # a measure of the gradient gets its own backward pass through the retained graph: the step's own
@@ -257,18 +267,37 @@ class Trainer:
         with torch.no_grad():
             return loss, self._measures(flat, per_sample.detach(), logits.detach(), self.metrics, grad)
 
+    def _measure_row(self, flat: torch.Tensor, per_sample: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The recorded measures from the train rows' detached outputs (the test rows are run here)."""
+        with torch.no_grad():
+            return self._measures(flat, per_sample, logits, self.metrics)
+
     def _step(self, record: bool):
-        """One step as device work only: no host sync, the step index read from self.step_t."""
+        """One step as device work only: no host sync, the step index read from self.step_t.
+
+        On CUDA a recorded step runs its measures (the test rows' forward, most of their cost) on a side stream
+        beside the backward: the same kernels on the same inputs, so the same numbers, while small batches
+        leave most of the GPU idle in either pass."""
         k = self.step_t.view(1)
-        loss, row = self._forward_fn(self.flat, record)                                  # 1. forward
-        if record:                                                                       # 2. record
-            self.history.index_copy_(1, self.slot.index_select(0, k), row[:, None].to(self.history.dtype))
+        beside = record and self._side is not None
+        if beside:                                                                       # 1. forward
+            loss, per_sample, logits = self._train_fn(self.flat)
+            main = torch.cuda.current_stream(self.device)
+            self._side.wait_stream(main)
+            with torch.cuda.stream(self._side):                                          # 2. measures, beside 3.
+                row = self._measure_fn(self.flat.detach(), per_sample.detach(), logits.detach())
+        else:
+            loss, row = self._forward_fn(self.flat, record)
         (grad,) = torch.autograd.grad(loss, self.flat)                                   # 3. backward
         if self.grad_transform is not None:                                              # 4. transform, mask
             grad = self.grad_transform(grad, self.flat.detach())
         if self.mask is not None:
             grad = grad * self.mask
-        self._update_fn(self.flat, grad, self.optimizer.schedule.index_select(0, k))     # 5. update
+        if beside:
+            main.wait_stream(self._side)       # the measures read the weights before the update
+        if record:                                                                       # 5. record
+            self.history.index_copy_(1, self.slot.index_select(0, k), row[:, None].to(self.history.dtype))
+        self._update_fn(self.flat, grad, self.optimizer.schedule.index_select(0, k))     # 6. update
         if self.mask is not None:
             with torch.no_grad():
                 self.flat.mul_(self.mask)

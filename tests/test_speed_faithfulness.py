@@ -163,3 +163,21 @@ def test_cuda_graph_equals_eager_on_gpu():
     e.run(progress=False)
     torch.testing.assert_close(g.history, e.history, equal_nan=True, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(g.flat, e.flat, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("graph", [True, False])
+def test_measures_beside_the_backward_equal_measures_in_line(graph):
+    """A recorded step's measures run on a side stream while the backward runs: they must still see the weights
+    before the update (in float64; reading updated weights moves test_loss by far more than TOL)."""
+    cfg = SMALL.replace(n_steps=30, record_dense=8, record_every=4)
+    cfgs = [cfg, cfg.replace(init_seed=1, split_seed=1, frac_train=0.5)]
+    beside = Trainer(cfgs, "cuda", cuda_graph=graph, dtype=F64)
+    in_line = Trainer(cfgs, "cuda", cuda_graph=graph, dtype=F64)
+    assert beside._side is not None
+    in_line._side = None
+    beside.run(progress=False)
+    in_line.run(progress=False)
+    for r in range(2):
+        assert _max_rel(beside.history[r].nan_to_num(), in_line.history[r].nan_to_num()) < TOL
+    assert _max_rel(beside.flat.detach(), in_line.flat.detach()) < TOL
