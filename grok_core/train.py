@@ -264,13 +264,13 @@ class Trainer:
         # a measure of the gradient gets its own backward pass through the retained graph: the step's own
         # backward (in _step) then computes the same gradient as without it
         grad = torch.autograd.grad(loss, flat, retain_graph=True)[0] if self._grad_measured else None
-        with torch.no_grad():
-            return loss, self._measures(flat, per_sample.detach(), logits.detach(), self.metrics, grad)
+        return loss, self._measure_row(flat, per_sample.detach(), logits.detach(), grad)
 
-    def _measure_row(self, flat: torch.Tensor, per_sample: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def _measure_row(self, flat: torch.Tensor, per_sample: torch.Tensor, logits: torch.Tensor,
+                     grad: torch.Tensor | None = None) -> torch.Tensor:
         """The recorded measures from the train rows' detached outputs (the test rows are run here)."""
         with torch.no_grad():
-            return self._measures(flat, per_sample, logits, self.metrics)
+            return self._measures(flat, per_sample, logits, self.metrics, grad)
 
     def _step(self, record: bool):
         """One step as device work only: no host sync, the step index read from self.step_t.
