@@ -4,16 +4,21 @@ recorded and on train-only steps and weighed by the share of recorded steps, in 
 Usage (from the repository root):
     python bench/programme.py --compile --ahead                    # on a CUDA machine, as the runner trains
     python bench/programme.py --compile --ahead --precision tf32   # the TF32 option
+    python bench/programme.py --compile --ahead --resume           # go on with an interrupted estimate
 
 The runs are those of grok_core.programme.paper_configs() (thinned histories), deduplicated by key. Printed
 and written under --out as programme[_compiled][_tf32]_<device>.txt / .json. What the stored runs took when
 they were trained is bench/programme_as_trained.py.
+
+The result files are rewritten after each batch; --resume continues an interrupted estimate from them, timing
+only the batches they lack (so that the programme can be timed in several shorter calls).
 
 --quick is a smoke test on a CPU: the chapters' quick profiles with a thinned history, and only the three
 cheapest batches; its numbers are not comparable.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +44,8 @@ def programme_batches(max_batch: int, dev, quick: bool = False) -> tuple[list[li
     20th step), so that a CPU can exercise the estimate."""
     per_chapter = paper_configs()
     if quick:
-        per_chapter = {c: setup(c, "quick", {"record_dense": 100, "record_every": 20})[1] for c in per_chapter}
+        per_chapter = {c: [r.replace(record_dense=100, record_every=20) for r in setup(c, "quick", {})[1]]
+                       for c in per_chapter}
     chapter = {}
     for name, cs in per_chapter.items():
         for c in cs:
@@ -48,9 +54,15 @@ def programme_batches(max_batch: int, dev, quick: bool = False) -> tuple[list[li
     return plan(list(unique.values()), max_batch, dev), chapter
 
 
+def programme_settings(max_batch: int, quick: bool, compile: bool, precision: str, ahead: bool) -> dict:
+    """What an estimate was taken with: a resumed estimate must match it."""
+    return {"max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision,
+            "compiled_ahead": ahead}
+
+
 def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None,
                        compile: bool = False, precision: str = "fp32", ahead: bool = False,
-                       on_row=None) -> dict:
+                       on_row=None, done: list[dict] = ()) -> dict:
     """Time every batch of the programme on recorded and on train-only steps and weigh the two by
     the share of recorded steps: minutes per batch and in all.
 
@@ -60,51 +72,55 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     trains them: a helper process compiles the next batch while this one is timed (so the timing includes
     its interference), and the next batch's setup is timed here. A helper that takes longer than the batch
     before it would train adds the difference to setup.
-    on_row: called with each batch's row once it is complete (a long measurement shows its progress)."""
+    on_row: called with each batch's row once it is complete (a long measurement shows its progress).
+    done: the rows of an interrupted estimate of the same programme, its first batches in order; they are kept
+    and the rest timed (the first batch timed here is compiled in this process, not ahead)."""
     batches, chapter = programme_batches(max_batch, dev, quick)
     if quick:
         batches = batches[-3:]                            # plan puts the most expensive batches first
+    planned = [(batch_label(b), len(b)) for b in batches]
+    if [(r["batch"], r["runs"]) for r in done] != planned[:len(done)]:
+        raise ValueError(f"resume: the {len(done)} stored batch rows are not the first batches of this programme "
+                         "(the plan changed, or other options): start afresh without --resume")
+    start = len(done)
     chapters = [sorted({chapter[c.key()] for c in b}) for b in batches]   # keyed by the fp32 configs
     batches = [[c.replace(precision=precision) for c in b] for b in batches]
     ahead = ahead and compile and torch.device(dev).type == "cuda"
-    rows, total, total_bound, setup_s = [], 0.0, 0.0, 0.0
+    rows = list(done)
     late = 0.0                                            # seconds the helper of this batch ran past the last batch
-    for k, b in enumerate(precompiled(batches, dev, ahead)):   # every batch: padded to its own largest split
+    for k, b in enumerate(precompiled(batches[start:], dev, ahead), start=start):   # padded to its own largest split
         handed = time.perf_counter()
-        if ahead and k:
+        if ahead and k > start:
             # this batch's helper started when the last batch was handed out and was awaited before this one
             # (an upper bound: it is awaited after the last batch's timing)
             rows[-1]["next_compiled_ahead_s"] = helper_s = handed - last_handed
             late = max(0.0, helper_s - rows[-1]["minutes"] * 60)
-        if on_row and k:                                  # the previous batch's row is complete once this one is handed
+        if on_row and k > start:                          # the previous batch's row is complete once this one is handed
             on_row(rows[-1])
         last_handed = handed
         cfg, R = b[0], len(b)
         frac = recorded_fraction(cfg)
         r = time_recorded_and_train_only(b, dev, n_steps=2 if quick else 10, repeats=1 if quick else 3, compile=compile)
         secs = cfg.n_steps * r["ms_per_step_mixed"] / 1e3
-        total += secs
-        setup_s += r["warmup_s"] + late
         row = {"batch": batch_label(b), "runs": R, "n_steps": cfg.n_steps, "recorded_fraction": frac,
                "ms_per_run_step_recorded": r["ms_per_run_step_recorded"],
                "ms_per_run_step_train_only": r["ms_per_run_step_train_only"],
                "ms_per_run_step_mixed": r["ms_per_run_step_mixed"],
                "mem_per_run_MB": r.get("mem_per_run_MB"),
                "mem_estimate_per_run_MB": bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
-               "minutes": secs / 60, "setup_s": r["warmup_s"], "next_compiled_ahead_s": None,
+               "minutes": secs / 60, "setup_s": r["warmup_s"], "late_s": late, "next_compiled_ahead_s": None,
                "chapters": chapters[k]}
         if rate:
-            bound = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for c in b) / rate
-            row["bound_minutes"] = bound / 60
-            total_bound += bound
+            row["bound_minutes"] = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for c in b) / rate / 60
         rows.append(row)
-    if on_row and rows:
+    if on_row and len(rows) > start:
         on_row(rows[-1])
-    out = {"rows": rows, "total_minutes": total / 60, "setup_minutes": setup_s / 60,
-           "n_runs": sum(r["runs"] for r in rows), "max_batch": max_batch, "quick": quick, "compiled": compile,
-           "precision": precision, "compiled_ahead": ahead}
+    out = {"rows": rows, "total_minutes": sum(r["minutes"] for r in rows),
+           "setup_minutes": sum(r["setup_s"] + r.get("late_s", 0.0) for r in rows) / 60,
+           "n_runs": sum(r["runs"] for r in rows), "resumed_at": [start] if start else [],
+           **programme_settings(max_batch, quick, compile, precision, ahead)}
     if rate:
-        out["bound_total_minutes"] = total_bound / 60
+        out["bound_total_minutes"] = sum(r["bound_minutes"] for r in rows)
     return out
 
 
@@ -135,15 +151,46 @@ def part_programme(report: Report):
                       if row["next_compiled_ahead_s"] is not None else "")
                    + f"  [{', '.join(row['chapters'])}]")
 
+    ahead = args.ahead and args.compile
+    settings = programme_settings(args.max_batch, args.quick, args.compile, args.precision, ahead)
+    done = resumed_rows(report, settings) if args.resume else []
+    for row in done:
+        show(row)
+    rows = list(done)
+    report.res["programme"] = {"rows": rows, "complete": False, **settings}   # kept should this part fail
+
+    def keep(row):                                        # the files hold every finished batch: --resume goes on
+        show(row)
+        rows.append(row)
+        report.res["programme"] = {"rows": rows, "complete": False, **settings}
+        report.dump()
+
     est = estimate_programme(report.dev, args.max_batch, args.quick, report.res.get("fp32_matmul_flop_per_s"),
-                             compile=args.compile, precision=args.precision, ahead=args.ahead and args.compile,
-                             on_row=show)
-    report.res["programme"] = est
+                             compile=args.compile, precision=args.precision, ahead=ahead, on_row=keep, done=done)
+    report.res["programme"] = est | {"complete": True}
     report.say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes of training"
                + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})"
                   if "bound_total_minutes" in est else "")
                + f" + {est['setup_minutes']:.1f} minutes of setup (compilation, graph capture) = "
                  f"{est['total_minutes'] + est['setup_minutes']:.1f} minutes")
+
+
+def resumed_rows(report: Report, settings: dict) -> list[dict]:
+    """The batch rows of this device's result file, for --resume (none without one); its options must be these."""
+    path = report.path(".json")
+    if not path.exists():
+        report.say(f"  resume: no {path.name} yet, starting afresh")
+        return []
+    try:
+        stored = json.loads(path.read_text())["programme"]
+    except (ValueError, KeyError) as err:
+        raise SystemExit(f"resume: {path} is not a programme estimate ({type(err).__name__}: {err})") from None
+    differ = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
+    if differ:
+        raise SystemExit(f"resume: {path.name} was taken with other options (stored, now): {differ}")
+    report.say(f"  resume: {len(stored['rows'])} batch(es) from {path.name}"
+               + (" (complete)" if stored.get("complete") else ""))
+    return stored["rows"]
 
 
 def file_stem(args) -> str:
@@ -161,6 +208,8 @@ def main():
                     "process while the one before it is timed, as the programme runner does")
     ap.add_argument("--precision", choices=PRECISIONS, default="fp32",
                     help="RunConfig.precision of the programme's runs (tf32 needs CUDA)")
+    ap.add_argument("--resume", action="store_true", help="keep the batches the result file already has (an "
+                    "interrupted estimate with the same options) and time only the rest")
     args = ap.parse_args()
     Report(args, file_stem(args)).run({"programme": part_programme}, ["programme"])
 
