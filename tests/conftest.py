@@ -3,6 +3,7 @@
 Every test session gets its own run store and claims folder (GROKBOOK_RESULTS, GROKBOOK_EXPORTS), so no
 test trains into the repository's store; the kernels nbval starts inherit both.
 """
+import importlib.util
 import os
 import signal
 import tempfile
@@ -34,3 +35,15 @@ def store(tmp_path, monkeypatch):
     from grok_core.store import RunStore
     monkeypatch.setenv("GROKBOOK_RESULTS", str(tmp_path / "results"))
     return RunStore()
+
+
+@pytest.fixture(scope="session")
+def load_bench():
+    """Loads a script of bench/ as a module, by name (bench/ is not a package the tests import)."""
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

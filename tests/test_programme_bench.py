@@ -1,21 +1,15 @@
 """bench/programme.py keeps every finished batch in its result file and --resume goes on from there: an estimate
 longer than one call is taken in several, nothing timed twice and nothing stored lost (CPU smoke profile)."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def programme():
-    spec = importlib.util.spec_from_file_location("bench_programme", REPO / "bench" / "programme.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def programme(load_bench):
+    return load_bench("programme")
 
 
 def _run(programme, monkeypatch, out: Path, *extra: str) -> dict:

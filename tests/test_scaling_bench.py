@@ -1,20 +1,12 @@
 """bench/scaling.py plans on any machine (its timed launches need N GPUs): the commands it would run, and the
 efficiency the batches' costs allow when handed out largest first."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def scaling():
-    spec = importlib.util.spec_from_file_location("bench_scaling", REPO / "bench" / "scaling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def scaling(load_bench):
+    return load_bench("scaling")
 
 
 def test_the_plan_bound_is_the_idle_share_of_list_scheduling(scaling):
