@@ -54,10 +54,10 @@ def programme_batches(max_batch: int, dev, quick: bool = False) -> tuple[list[li
     return plan(list(unique.values()), max_batch, dev), chapter
 
 
-def programme_settings(max_batch: int, quick: bool, compile: bool, precision: str, ahead: bool) -> dict:
-    """What an estimate was taken with: a resumed estimate must match it."""
+def programme_settings(dev, max_batch: int, quick: bool, compile: bool, precision: str, ahead: bool) -> dict:
+    """What an estimate was taken with (a resumed estimate must match it); ahead only where it applies."""
     return {"max_batch": max_batch, "quick": quick, "compiled": compile, "precision": precision,
-            "compiled_ahead": ahead}
+            "compiled_ahead": ahead and compile and torch.device(dev).type == "cuda"}
 
 
 def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: float | None = None,
@@ -85,7 +85,8 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
     start = len(done)
     chapters = [sorted({chapter[c.key()] for c in b}) for b in batches]   # keyed by the fp32 configs
     batches = [[c.replace(precision=precision) for c in b] for b in batches]
-    ahead = ahead and compile and torch.device(dev).type == "cuda"
+    settings = programme_settings(dev, max_batch, quick, compile, precision, ahead)
+    ahead = settings["compiled_ahead"]
     rows = list(done)
     late = 0.0                                            # seconds the helper of this batch ran past the last batch
     for k, b in enumerate(precompiled(batches[start:], dev, ahead), start=start):   # padded to its own largest split
@@ -109,6 +110,7 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
                "mem_per_run_MB": r.get("mem_per_run_MB"),
                "mem_estimate_per_run_MB": bytes_per_run(max(b, key=lambda c: c.frac_train)) / 2 ** 20,
                "minutes": secs / 60, "setup_s": r["warmup_s"], "late_s": late, "next_compiled_ahead_s": None,
+               "resumed": k == start > 0,                # compiled here, not ahead, after an interruption
                "chapters": chapters[k]}
         if rate:
             row["bound_minutes"] = sum(c.n_steps * step_flops(c, recorded_fraction(c)) for c in b) / rate / 60
@@ -117,8 +119,8 @@ def estimate_programme(dev, max_batch: int = 128, quick: bool = False, rate: flo
         on_row(rows[-1])
     out = {"rows": rows, "total_minutes": sum(r["minutes"] for r in rows),
            "setup_minutes": sum(r["setup_s"] + r.get("late_s", 0.0) for r in rows) / 60,
-           "n_runs": sum(r["runs"] for r in rows), "resumed_at": [start] if start else [],
-           **programme_settings(max_batch, quick, compile, precision, ahead)}
+           "n_runs": sum(r["runs"] for r in rows), "resumed_at": [k for k, r in enumerate(rows) if r.get("resumed")],
+           **settings}
     if rate:
         out["bound_total_minutes"] = sum(r["bound_minutes"] for r in rows)
     return out
@@ -151,22 +153,20 @@ def part_programme(report: Report):
                       if row["next_compiled_ahead_s"] is not None else "")
                    + f"  [{', '.join(row['chapters'])}]")
 
-    ahead = args.ahead and args.compile
-    settings = programme_settings(args.max_batch, args.quick, args.compile, args.precision, ahead)
+    settings = programme_settings(report.dev, args.max_batch, args.quick, args.compile, args.precision, args.ahead)
     done = resumed_rows(report, settings) if args.resume else []
     for row in done:
         show(row)
-    rows = list(done)
-    report.res["programme"] = {"rows": rows, "complete": False, **settings}   # kept should this part fail
+    partial = report.res["programme"] = {"rows": list(done), "complete": False, **settings}   # kept on a failure
 
     def keep(row):                                        # the files hold every finished batch: --resume goes on
         show(row)
-        rows.append(row)
-        report.res["programme"] = {"rows": rows, "complete": False, **settings}
+        partial["rows"].append(row)
         report.dump()
 
     est = estimate_programme(report.dev, args.max_batch, args.quick, report.res.get("fp32_matmul_flop_per_s"),
-                             compile=args.compile, precision=args.precision, ahead=ahead, on_row=keep, done=done)
+                             compile=args.compile, precision=args.precision, ahead=args.ahead, on_row=keep,
+                             done=done)
     report.res["programme"] = est | {"complete": True}
     report.say(f"  total for {est['n_runs']} runs: {est['total_minutes']:.1f} minutes of training"
                + (f" (thinned-programme bound {est['bound_total_minutes']:.1f})"
